@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Lint, then the whole test suite. The README's test command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+python3 -m ruff check .
+python3 -m pytest -q tests "$@"

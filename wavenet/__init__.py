@@ -1,0 +1,13 @@
+"""WaveNet for TensorFlow 2: a faithful port of the classic tensorflow-wavenet toolkit."""
+from .model import WaveNetModel
+from .ops import (
+           batch_to_time,
+           causal_conv,
+           mu_law_decode,
+           mu_law_encode,
+           optimizer_factory,
+           time_to_batch,
+)
+
+__all__ = ['WaveNetModel', 'batch_to_time', 'causal_conv', 'mu_law_decode', 'mu_law_encode',
+           'optimizer_factory', 'time_to_batch']

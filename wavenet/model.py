@@ -1,0 +1,360 @@
+"""The WaveNet network: a Keras 3 model whose layers define the per-layer math once.
+
+Every path through the network -- the training loss over a whole batch, ``predict_proba``
+over a window, the queue-cached incremental step and the one-pass priming of those
+queues -- runs the same ``_network`` function. They differ only in where each
+convolution's taps come from (``taps_for``): slices of a whole sequence, or a queue of
+past inputs plus the newest one.
+"""
+import keras
+import tensorflow as tf
+
+from .ops import causal_taps, conv_taps, mu_law_decode, mu_law_encode, pointwise
+
+_glorot = keras.initializers.GlorotUniform
+_zeros = keras.initializers.Zeros
+
+
+class IdentityOrGlorot(keras.initializers.Initializer):
+    """The original's embedding-table initializer: identity when square, else Glorot."""
+
+    def __call__(self, shape, dtype=None):
+        if shape[0] == shape[1]:
+            return tf.eye(shape[0], dtype=dtype)
+        return _glorot()(shape, dtype=dtype)
+
+
+class CausalLayer(keras.layers.Layer):
+    """Maps the network input (one-hot codes or scalar audio) to residual channels."""
+
+    def __init__(self, filter_width, input_channels, residual_channels, **kwargs):
+        super().__init__(**kwargs)
+        self.filter_width = filter_width
+        self.dilation = 1
+        self.input_channels = input_channels
+        self.kernel = self.add_weight(name='filter', initializer=_glorot(),
+                                      shape=(filter_width, input_channels, residual_channels))
+        self.built = True
+
+    def call(self, taps):
+        return conv_taps(taps, self.kernel)
+
+
+class ResidualBlock(keras.layers.Layer):
+    """One dilated layer: gated activation, residual output and skip output."""
+
+    def __init__(self, dilation, filter_width, residual_channels, dilation_channels,
+                 skip_channels, use_biases, global_condition_channels=None, **kwargs):
+        super().__init__(**kwargs)
+        self.dilation = dilation
+        self.filter_width = filter_width
+        self.input_channels = residual_channels
+        self.use_biases = use_biases
+        self.filter = self.add_weight(name='filter', initializer=_glorot(),
+                                      shape=(filter_width, residual_channels, dilation_channels))
+        self.gate = self.add_weight(name='gate', initializer=_glorot(),
+                                    shape=(filter_width, residual_channels, dilation_channels))
+        self.dense = self.add_weight(name='dense', initializer=_glorot(),
+                                     shape=(1, dilation_channels, residual_channels))
+        self.skip = self.add_weight(name='skip', initializer=_glorot(),
+                                    shape=(1, dilation_channels, skip_channels))
+        self.conditioned = global_condition_channels is not None
+        if self.conditioned:
+            gc_shape = (1, global_condition_channels, dilation_channels)
+            self.gc_filter = self.add_weight(name='gc_filter', shape=gc_shape,
+                                             initializer=_glorot())
+            self.gc_gate = self.add_weight(name='gc_gate', shape=gc_shape,
+                                           initializer=_glorot())
+        if use_biases:
+            self.filter_bias = self.add_weight(name='filter_bias', shape=(dilation_channels,),
+                                               initializer=_zeros())
+            self.gate_bias = self.add_weight(name='gate_bias', shape=(dilation_channels,),
+                                             initializer=_zeros())
+            self.dense_bias = self.add_weight(name='dense_bias', shape=(residual_channels,),
+                                              initializer=_zeros())
+            self.skip_bias = self.add_weight(name='skip_bias', shape=(skip_channels,),
+                                             initializer=_zeros())
+        self.built = True
+
+    def gated_activation(self, taps, gc_embedding=None):
+        """``tanh(filter) * sigmoid(gate)`` of the dilated convolution over ``taps``."""
+        # Filter and gate share their input, so one matmul computes both.
+        kernel = tf.concat([self.filter, self.gate], axis=-1)
+        z = conv_taps(taps, kernel)
+        if self.conditioned:
+            gc_kernel = tf.concat([self.gc_filter[0], self.gc_gate[0]], axis=-1)
+            z += tf.matmul(gc_embedding, gc_kernel)[:, tf.newaxis, :]
+        if self.use_biases:
+            z += tf.concat([self.filter_bias, self.gate_bias], axis=0)
+        conv_filter, conv_gate = tf.split(z, 2, axis=-1)
+        return tf.tanh(conv_filter) * tf.sigmoid(conv_gate)
+
+    def residual(self, out, layer_input):
+        """The next layer's input: this layer's input plus the 1x1 'dense' transform."""
+        transformed = pointwise(out, self.dense[0])
+        if self.use_biases:
+            transformed += self.dense_bias
+        return layer_input + transformed
+
+
+class PostProcessing(keras.layers.Layer):
+    """Sum of skips -> ReLU -> 1x1 -> ReLU -> 1x1 -> logits."""
+
+    def __init__(self, skip_channels, quantization_channels, use_biases, **kwargs):
+        super().__init__(**kwargs)
+        self.use_biases = use_biases
+        self.postprocess1 = self.add_weight(name='postprocess1', initializer=_glorot(),
+                                            shape=(1, skip_channels, skip_channels))
+        self.postprocess2 = self.add_weight(name='postprocess2', initializer=_glorot(),
+                                            shape=(1, skip_channels, quantization_channels))
+        if use_biases:
+            self.postprocess1_bias = self.add_weight(name='postprocess1_bias', initializer=_zeros(),
+                                                     shape=(skip_channels,))
+            self.postprocess2_bias = self.add_weight(name='postprocess2_bias', initializer=_zeros(),
+                                                     shape=(quantization_channels,))
+        self.built = True
+
+    def call(self, skip_sum):
+        hidden = pointwise(tf.nn.relu(skip_sum), self.postprocess1[0])
+        if self.use_biases:
+            hidden += self.postprocess1_bias
+        logits = pointwise(tf.nn.relu(hidden), self.postprocess2[0])
+        if self.use_biases:
+            logits += self.postprocess2_bias
+        return logits
+
+
+class WaveNetModel(keras.Model):
+    """Implements the WaveNet network for generative audio.
+
+    Usage (with the architecture of the paper)::
+
+        net = WaveNetModel(batch_size=1, dilations=[2 ** i for i in range(10)] * 5,
+                           filter_width=2, residual_channels=16, dilation_channels=32,
+                           skip_channels=16, quantization_channels=256)
+        loss = net.loss(audio_batch)
+
+    ``batch_size`` is kept for compatibility with the original; the batch size of every
+    call comes from its input.
+    """
+
+    def __init__(self, batch_size, dilations, filter_width, residual_channels,
+                 dilation_channels, skip_channels, quantization_channels=2 ** 8,
+                 use_biases=False, scalar_input=False, initial_filter_width=32,
+                 histograms=False, global_condition_channels=None,
+                 global_condition_cardinality=None, name='wavenet', **kwargs):
+        super().__init__(name=name, **kwargs)
+        # Keras' Trainer keeps a `loss` attribute for compile(); here `loss` is the
+        # original API's method, and the model is trained by an explicit step instead.
+        del self.loss
+        self.batch_size = batch_size
+        self.dilations = list(dilations)
+        self.filter_width = filter_width
+        self.residual_channels = residual_channels
+        self.dilation_channels = dilation_channels
+        self.skip_channels = skip_channels
+        self.quantization_channels = quantization_channels
+        self.use_biases = use_biases
+        self.scalar_input = scalar_input
+        self.initial_filter_width = initial_filter_width
+        self.histograms = histograms
+        self.global_condition_channels = global_condition_channels
+        self.global_condition_cardinality = global_condition_cardinality
+        self.receptive_field = WaveNetModel.calculate_receptive_field(
+            filter_width, self.dilations, scalar_input, initial_filter_width)
+
+        if global_condition_channels is not None and global_condition_cardinality is not None:
+            self.gc_embedding = self.add_weight(
+                name='gc_embedding', initializer=IdentityOrGlorot(),
+                shape=(global_condition_cardinality, global_condition_channels))
+        input_channels = 1 if scalar_input else quantization_channels
+        causal_width = initial_filter_width if scalar_input else filter_width
+        self.causal_layer = CausalLayer(causal_width, input_channels, residual_channels,
+                                        name='causal_layer')
+        self.dilated_stack = [
+            ResidualBlock(dilation, filter_width, residual_channels, dilation_channels,
+                          skip_channels, use_biases, global_condition_channels,
+                          name=f'layer{i}')
+            for i, dilation in enumerate(self.dilations)]
+        self.postprocessing = PostProcessing(skip_channels, quantization_channels, use_biases,
+                                             name='postprocessing')
+        self.built = True
+        self._queues = None
+        self._step = tf.function(self._incremental_step, reduce_retracing=True)
+        self._window = tf.function(self._predict_window, reduce_retracing=True)
+
+    @staticmethod
+    def calculate_receptive_field(filter_width, dilations, scalar_input, initial_filter_width):
+        receptive_field = (filter_width - 1) * sum(dilations) + 1
+        if scalar_input:
+            receptive_field += initial_filter_width - 1
+        else:
+            receptive_field += filter_width - 1
+        return receptive_field
+
+    @property
+    def conv_layers(self):
+        """Every convolution that looks into the past, in network order."""
+        return [self.causal_layer] + self.dilated_stack
+
+    @property
+    def queue_lengths(self):
+        """How many past inputs each of ``conv_layers`` needs: ``(width - 1) * dilation``."""
+        return [(layer.filter_width - 1) * layer.dilation for layer in self.conv_layers]
+
+    # -- the network ------------------------------------------------------------------
+
+    def _network(self, network_input, gc_embedding, taps_for, output_width):
+        """Logits for the last ``output_width`` steps; ``taps_for(i, value, layer)`` gives
+        the taps of conv layer ``i`` whose input is ``value``."""
+        current = self.causal_layer(taps_for(0, network_input, self.causal_layer))
+        outputs = []
+        for i, block in enumerate(self.dilated_stack, start=1):
+            taps = taps_for(i, current, block)
+            out = block.gated_activation(taps, gc_embedding)
+            current = block.residual(out, taps[-1])
+            outputs.append(out[:, -output_width:])
+        # Summing per-layer skip outputs equals one matmul over the concatenated layer
+        # outputs, which is far cheaper than fifty matmuls and fifty adds.
+        skip_kernel = tf.concat([block.skip[0] for block in self.dilated_stack], axis=0)
+        skip_sum = pointwise(tf.concat(outputs, axis=-1), skip_kernel)
+        if self.use_biases:
+            skip_sum += tf.add_n([block.skip_bias for block in self.dilated_stack])
+        return self.postprocessing(skip_sum)
+
+    def _full_network(self, network_input, gc_embedding, output_width):
+        def taps_for(_, value, layer):
+            return causal_taps(value, layer.filter_width, layer.dilation)
+        return self._network(network_input, gc_embedding, taps_for, output_width)
+
+    def call(self, network_input, gc_embedding=None):
+        """Logits ``[B, T - receptive_field + 1, Q]`` for an encoded input ``[B, T, C]``."""
+        output_width = tf.shape(network_input)[1] - self.receptive_field + 1
+        return self._full_network(network_input, gc_embedding, output_width)
+
+    # -- inputs -----------------------------------------------------------------------
+
+    def embed_global_condition(self, global_condition):
+        """``[B, gc_channels]`` embedding for speaker ids (or ``None`` without conditioning)."""
+        if global_condition is None or self.global_condition_channels is None:
+            return None
+        if self.global_condition_cardinality is None:
+            # Without a table the caller passes the embedding itself, as in the original.
+            return tf.reshape(tf.cast(global_condition, tf.float32),
+                              [-1, self.global_condition_channels])
+        ids = tf.reshape(tf.cast(global_condition, tf.int32), [-1])
+        return tf.gather(self.gc_embedding, ids)
+
+    def encode_codes(self, codes):
+        """The network input for int codes ``[B, T]``: one-hot, or decoded audio if scalar."""
+        if self.scalar_input:
+            return mu_law_decode(codes, self.quantization_channels)[..., tf.newaxis]
+        return tf.one_hot(codes, self.quantization_channels, dtype=tf.float32)
+
+    def _check_gc(self, global_condition):
+        if self.global_condition_channels is not None and global_condition is None:
+            raise ValueError('this network is speaker-conditioned: pass global_condition')
+
+    # -- training ---------------------------------------------------------------------
+
+    def loss(self, input_batch, global_condition_batch=None, l2_regularization_strength=None):
+        """Mean softmax cross-entropy of predicting each sample from its receptive field."""
+        self._check_gc(global_condition_batch)
+        input_batch = tf.convert_to_tensor(input_batch, tf.float32)
+        if input_batch.shape.rank == 2:
+            input_batch = input_batch[..., tf.newaxis]
+        codes = mu_law_encode(input_batch[..., 0], self.quantization_channels)
+        if self.scalar_input:
+            network_input = input_batch
+        else:
+            network_input = tf.one_hot(codes, self.quantization_channels, dtype=tf.float32)
+        gc_embedding = self.embed_global_condition(global_condition_batch)
+        # The last sample has nothing to be predicted from it, so the network never sees it.
+        logits = self(network_input[:, :-1], gc_embedding)
+        targets = codes[:, self.receptive_field:]
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=targets, logits=logits))
+        if not l2_regularization_strength:
+            return loss
+        return loss + l2_regularization_strength * self.l2_loss()
+
+    def l2_loss(self):
+        """``sum(v**2) / 2`` over every trainable weight that is not a bias."""
+        return tf.add_n([tf.nn.l2_loss(v) for v in self.trainable_variables
+                         if 'bias' not in v.path])
+
+    def write_histograms(self, step):
+        """Writes a ``tf.summary`` histogram of every weight to the default writer."""
+        for variable in self.trainable_variables:
+            tf.summary.histogram(variable.path, variable, step=step)
+
+    # -- prediction -------------------------------------------------------------------
+
+    def predict_proba(self, waveform, global_condition=None):
+        """Distribution of the sample after int codes ``waveform`` ([T] or [B, T]).
+
+        Only the last ``receptive_field`` codes matter; shorter waveforms are treated as
+        preceded by zero input, which is also how the incremental queues start.
+        """
+        self._check_gc(global_condition)
+        waveform = tf.convert_to_tensor(waveform, tf.int32)
+        unbatched = waveform.shape.rank == 1
+        if unbatched:
+            waveform = waveform[tf.newaxis]
+        gc_embedding = self.embed_global_condition(global_condition)
+        proba = self._window(waveform[:, -self.receptive_field:], gc_embedding)
+        return proba[0] if unbatched else proba
+
+    def _predict_window(self, codes, gc_embedding):
+        network_input = self.encode_codes(codes)
+        missing = tf.maximum(self.receptive_field - tf.shape(codes)[1], 0)
+        network_input = tf.pad(network_input, [[0, 0], [missing, 0], [0, 0]])
+        logits = self._full_network(network_input, gc_embedding, output_width=1)
+        return _probabilities(logits[:, -1])
+
+    def zero_queues(self, batch_size):
+        """Queues of the incremental state as after ``reset_incremental_state``."""
+        return [tf.zeros([batch_size, length, layer.input_channels])
+                for layer, length in zip(self.conv_layers, self.queue_lengths)]
+
+    def reset_incremental_state(self):
+        """Empties the queues of ``predict_proba_incremental`` (all zeros)."""
+        self._queues = None
+
+    def predict_proba_incremental(self, waveform, global_condition=None):
+        """Pushes ONE code per batch row (scalar or [B]) and returns the next distribution.
+
+        Each conv layer keeps a FIFO of its last ``(filter_width - 1) * dilation`` inputs,
+        so one step costs one network column instead of a whole receptive field.
+        """
+        self._check_gc(global_condition)
+        waveform = tf.convert_to_tensor(waveform, tf.int32)
+        unbatched = waveform.shape.rank == 0
+        codes = tf.reshape(waveform, [-1, 1])
+        batch_size = codes.shape[0]
+        if self._queues is None or self._queues[0].shape[0] != batch_size:
+            self._queues = self.zero_queues(batch_size)
+        gc_embedding = self.embed_global_condition(global_condition)
+        proba, self._queues = self._step(self.encode_codes(codes), self._queues, gc_embedding)
+        return proba[0] if unbatched else proba
+
+    def _incremental_step(self, network_input, queues, gc_embedding):
+        """One network column: ``network_input`` is ``[B, 1, C]``; returns the next
+        distribution and the queues with each layer's new input pushed."""
+        new_queues = []
+
+        def taps_for(i, value, layer):
+            queue = queues[i]
+            taps = [queue[:, k * layer.dilation:k * layer.dilation + 1]
+                    for k in range(layer.filter_width - 1)]
+            new_queues.append(tf.concat([queue[:, 1:], value], axis=1)
+                              if self.queue_lengths[i] else queue)
+            return taps + [value]
+
+        logits = self._network(network_input, gc_embedding, taps_for, output_width=1)
+        return _probabilities(logits[:, -1]), new_queues
+
+
+def _probabilities(logits):
+    # Softmax in float64, as the original, so tiny probabilities are not rounded to zero.
+    return tf.cast(tf.nn.softmax(tf.cast(logits, tf.float64)), tf.float32)
