@@ -18,7 +18,10 @@ def make_train_step(net, optimizer, l2_regularization_strength=None):
             objective = losses.get('total_loss', loss)
         variables = net.trainable_variables
         gradients = tape.gradient(objective, variables)
-        optimizer.apply_gradients(zip(gradients, variables))
+        # The last layer's residual output feeds nothing (as in the original), so its
+        # 'dense' weights have no gradient unless L2 reaches them.
+        optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables)
+                                   if g is not None])
         return losses
 
     return train_step
