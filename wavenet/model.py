@@ -176,6 +176,11 @@ class WaveNetModel(keras.Model):
                           skip_channels, use_biases, global_condition_channels,
                           name=f'layer{i}')
             for i, dilation in enumerate(self.dilations)]
+        # Keras tracks the list for its own weight collection, but `tf.train.Checkpoint`
+        # follows only attributes that are trackable objects, and a list is not one: without
+        # an attribute per block, checkpoints would silently miss every dilated layer.
+        for block in self.dilated_stack:
+            setattr(self, block.name, block)
         self.postprocessing = PostProcessing(skip_channels, quantization_channels, use_biases,
                                              name='postprocessing')
         self.built = True
