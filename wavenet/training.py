@@ -1,5 +1,17 @@
-"""The training step: loss, gradients and one optimizer update, compiled once."""
+"""Training: the compiled step, checkpoints that never lose work, and the loop."""
+import contextlib
+import math
+import signal
+import threading
+import time
+
+import numpy as np
 import tensorflow as tf
+
+from .params import load_network_description
+
+# With --store_metadata, one step in this many is profiled (as the original).
+PROFILE_EVERY = 50
 
 
 def make_train_step(net, optimizer, l2_regularization_strength=None):
@@ -25,3 +37,143 @@ def make_train_step(net, optimizer, l2_regularization_strength=None):
         return losses
 
     return train_step
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or a weight) stopped being finite; nothing after the last good checkpoint
+    was saved."""
+
+
+def create_checkpoint(net, optimizer):
+    """The checkpoint layout shared with generation: ``step``, ``model`` and ``optimizer``
+    (generation restores ``tf.train.Checkpoint(model=net)`` from the same files)."""
+    # Creating the optimizer's slots now, for every weight, makes a restore fill them at
+    # once instead of waiting for the first update, and keeps the layout the same whether
+    # or not a weight has a gradient.
+    optimizer.build(net.trainable_variables)
+    return tf.train.Checkpoint(step=tf.Variable(-1, dtype=tf.int64), model=net,
+                               optimizer=optimizer)
+
+
+def check_network_description(directory, params, gc_channels, gc_cardinality):
+    """Refuses (``ValueError`` naming the field) a network unlike the one whose description
+    was saved beside the checkpoints in ``directory``; a directory without one passes."""
+    saved = load_network_description(directory)
+    if saved is None:
+        return
+    sources = {'gc_channels': f'--gc_channels={gc_channels}',
+               'gc_cardinality': f'the detected --gc_cardinality={gc_cardinality}'}
+    current = dict(params, gc_channels=gc_channels, gc_cardinality=gc_cardinality)
+    for field, value in saved.items():
+        if field in current and current[field] != value:
+            source = sources.get(field, f'"{field}": {current[field]!r} in --wavenet_params')
+            raise ValueError(f'{source} does not match the network saved in {directory} '
+                             f'("{field}": {value!r})')
+
+
+def restore(checkpoint, directory):
+    """Restores the newest checkpoint in ``directory``; returns its step, or ``None`` when
+    there is none. Raises ``ValueError`` when the checkpoint does not fit the network."""
+    print(f'Trying to restore saved checkpoints from {directory} ...', end='')
+    path = tf.train.latest_checkpoint(directory)
+    if path is None:
+        print(' No checkpoint found.')
+        return None
+    print(f'  Checkpoint found: {path}')
+    try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f'cannot restore {path} into this network: {reason}') from None
+    step = int(checkpoint.step.numpy())
+    print(f'  Global step was: {step}')
+    return step
+
+
+def save(manager, step):
+    """Writes ``model.ckpt-<step>``, unless a weight is no longer finite."""
+    net = manager.checkpoint.model
+    if not all(np.isfinite(v.numpy()).all() for v in net.trainable_variables):
+        raise TrainingDiverged(f'A weight is not finite after step {step}; stopping. '
+                               + last_good(manager))
+    print(f'Storing checkpoint to {manager.directory} ...', end='', flush=True)
+    manager.checkpoint.step.assign(step)
+    manager.save(checkpoint_number=step)
+    print(' Done.')
+
+
+def last_good(manager):
+    if manager.latest_checkpoint is None:
+        return 'No checkpoint was saved.'
+    return f'The last good checkpoint is {manager.latest_checkpoint}.'
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """Turns Ctrl-C and SIGTERM into a request to stop after the step in flight (an
+    ``Event``), so the checkpoint saved on the way out matches the step it is named after.
+    A second Ctrl-C interrupts at once."""
+    requested = threading.Event()
+
+    def request(signum, frame):
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+
+    previous = {s: signal.signal(s, request) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def train(train_step, batches, manager, writer, first_step, num_steps, checkpoint_every,
+          gc_enabled=False, histograms=False, store_metadata=False):
+    """Runs steps ``first_step .. num_steps - 1`` on ``batches`` (an iterator of
+    ``(audio, gc_ids)``), logging to ``writer`` and saving through ``manager`` every
+    ``checkpoint_every`` steps, on the last step and when stopped. A non-finite loss
+    raises ``TrainingDiverged`` without saving, so the last good checkpoint stays newest."""
+    net = manager.checkpoint.model
+    completed = saved = first_step - 1
+    healthy = True
+    try:
+        with stop_requests() as stop:
+            for step in range(first_step, num_steps):
+                start_time = time.perf_counter()
+                batch = next(batches, None)
+                if batch is None:
+                    raise ValueError('no usable audio: every file in the corpus was skipped')
+                audio, gc_ids = batch
+                profiling = store_metadata and step % PROFILE_EVERY == 0
+                if profiling:
+                    print('Storing metadata')
+                    tf.profiler.experimental.start(manager.directory)
+                losses = train_step(audio, gc_ids if gc_enabled else None)
+                objective = float(losses.get('total_loss', losses['loss']))
+                if profiling:
+                    tf.profiler.experimental.stop()
+                if not math.isfinite(objective):
+                    healthy = False
+                    raise TrainingDiverged(
+                        f'Loss is {"NaN" if math.isnan(objective) else "infinite"} at step '
+                        f'{step}; stopping. ' + last_good(manager))
+                completed = step
+                duration = time.perf_counter() - start_time
+                print(f'step {step:d} - loss = {objective:.3f}, ({duration:.3f} sec/step)')
+                with writer.as_default(step=step):
+                    for name, value in losses.items():
+                        tf.summary.scalar(name, value)
+                    if histograms:
+                        net.write_histograms(step)
+                if step % checkpoint_every == 0:
+                    save(manager, step)
+                    saved = step
+                if stop.is_set():
+                    break
+    except KeyboardInterrupt:
+        print()
+    finally:
+        writer.flush()
+        if healthy and completed > saved:
+            save(manager, completed)
