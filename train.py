@@ -1,0 +1,208 @@
+"""Training script for the WaveNet network on the VCTK corpus.
+
+This script trains a network with the WaveNet using data from the VCTK corpus,
+which can be freely downloaded at the following site (~10 GB):
+http://homepages.inf.ed.ac.uk/jyamagis/page3/page58/page58.html
+"""
+import contextlib
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """TensorFlow's C++ libraries log while they load, before TF_CPP_MIN_LOG_LEVEL is read;
+    below the default level 2 nothing is hidden."""
+    if os.environ['TF_CPP_MIN_LOG_LEVEL'] in ('0', '1'):
+        yield
+        return
+    saved = os.dup(2)
+    with open(os.devnull, 'w') as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+with native_stderr_silenced():
+    import tensorflow as tf  # noqa: E402
+
+from datetime import datetime  # noqa: E402
+
+from wavenet import WaveNetModel, optimizer_factory  # noqa: E402
+from wavenet.audio_reader import MIN_SILENCE_THRESHOLD, AudioReader  # noqa: E402
+from wavenet.cli import ArgumentParser, fail, positive, str_to_bool  # noqa: E402
+from wavenet.params import build_model, load_params, save_network_description  # noqa: E402
+from wavenet.training import (  # noqa: E402
+    TrainingDiverged,
+    check_network_description,
+    create_checkpoint,
+    make_train_step,
+    restore,
+    train,
+)
+
+BATCH_SIZE = 1
+DATA_DIRECTORY = './VCTK-Corpus'
+LOGDIR_ROOT = './logdir'
+CHECKPOINT_EVERY = 50
+NUM_STEPS = int(1e5)
+LEARNING_RATE = 1e-3
+WAVENET_PARAMS = './wavenet_params.json'
+STARTED_DATESTRING = f'{datetime.now():%Y-%m-%dT%H-%M-%S}'
+SAMPLE_SIZE = 100000
+L2_REGULARIZATION_STRENGTH = 0
+SILENCE_THRESHOLD = 0.3
+MOMENTUM = 0.9
+MAX_TO_KEEP = 5
+METADATA = False
+
+
+def get_arguments():
+    parser = ArgumentParser(description='WaveNet example network')
+    parser.add_argument('--batch_size', type=positive(int), default=BATCH_SIZE,
+                        help='How many wav files to process at once. Default: '
+                        + str(BATCH_SIZE) + '.')
+    parser.add_argument('--data_dir', type=str, default=DATA_DIRECTORY,
+                        help='The directory containing the VCTK corpus.')
+    parser.add_argument('--store_metadata', type=str_to_bool, default=METADATA,
+                        help='Whether to store advanced debugging information (execution '
+                        'time, memory consumption) for use with TensorBoard. Default: '
+                        + str(METADATA) + '.')
+    parser.add_argument('--logdir', type=str, default=None,
+                        help='Directory in which to store the logging information for '
+                        'TensorBoard. If the model already exists, it will restore the state '
+                        'and will continue training. Cannot use with --logdir_root and '
+                        '--restore_from.')
+    parser.add_argument('--logdir_root', type=str, default=None,
+                        help='Root directory to place the logging output and generated model. '
+                        'These are stored under the dated subdirectory of --logdir_root. '
+                        'Cannot use with --logdir.')
+    parser.add_argument('--restore_from', type=str, default=None,
+                        help='Directory in which to restore the model from. This creates the '
+                        'new model under the dated directory in --logdir_root. '
+                        'Cannot use with --logdir.')
+    parser.add_argument('--checkpoint_every', type=positive(int), default=CHECKPOINT_EVERY,
+                        help='How many steps to save each checkpoint after. Default: '
+                        + str(CHECKPOINT_EVERY) + '.')
+    parser.add_argument('--num_steps', type=positive(int), default=NUM_STEPS,
+                        help='Number of training steps. Default: ' + str(NUM_STEPS) + '.')
+    parser.add_argument('--learning_rate', type=positive(float), default=LEARNING_RATE,
+                        help='Learning rate for training. Default: ' + str(LEARNING_RATE) + '.')
+    parser.add_argument('--wavenet_params', type=str, default=WAVENET_PARAMS,
+                        help='JSON file with the network parameters. Default: '
+                        + WAVENET_PARAMS + '.')
+    parser.add_argument('--sample_size', type=positive(int), default=SAMPLE_SIZE,
+                        help='Concatenate and cut audio samples to this many samples. '
+                        'Default: ' + str(SAMPLE_SIZE) + '.')
+    parser.add_argument('--l2_regularization_strength', type=float,
+                        default=L2_REGULARIZATION_STRENGTH,
+                        help='Coefficient in the L2 regularization. Default: 0 (off).')
+    parser.add_argument('--silence_threshold', type=float, default=SILENCE_THRESHOLD,
+                        help='Volume threshold below which to trim the start and the end from '
+                        'the training set samples. Default: ' + str(SILENCE_THRESHOLD) + '.')
+    parser.add_argument('--optimizer', type=str, default='adam',
+                        choices=optimizer_factory.keys(),
+                        help='Select the optimizer specified by this option. Default: adam.')
+    parser.add_argument('--momentum', type=float, default=MOMENTUM,
+                        help='Specify the momentum to be used by sgd or rmsprop optimizer. '
+                        'Ignored by the adam optimizer. Default: ' + str(MOMENTUM) + '.')
+    parser.add_argument('--histograms', type=str_to_bool, default=False,
+                        help='Whether to store histogram summaries. Default: False.')
+    parser.add_argument('--gc_channels', type=positive(int), default=None,
+                        help='Number of global condition channels. Default: None. '
+                        'Expecting: Int')
+    parser.add_argument('--max_checkpoints', type=positive(int), default=MAX_TO_KEEP,
+                        help='Maximum amount of checkpoints that will be kept alive. Default: '
+                        + str(MAX_TO_KEEP) + '.')
+    return parser
+
+
+def validate_directories(args):
+    """The logdir to write and the directory to restore from."""
+    if args.logdir and args.logdir_root:
+        raise ValueError('--logdir and --logdir_root cannot be specified at the same time.')
+    if args.logdir and args.restore_from:
+        raise ValueError(
+            '--logdir and --restore_from cannot be specified at the same time. This is to keep '
+            'your previous model from unexpected overwrites. Use --logdir_root to specify the '
+            'root of the directory which will be automatically created with current date and '
+            'time, or use only --logdir to just continue the training from the last checkpoint.')
+    logdir = args.logdir
+    if logdir is None:
+        logdir = os.path.join(args.logdir_root or LOGDIR_ROOT, 'train', STARTED_DATESTRING)
+        print(f'Using default logdir: {logdir}')
+    restore_from = args.restore_from
+    if restore_from is None:
+        restore_from = logdir
+    elif tf.train.latest_checkpoint(restore_from) is None:
+        raise ValueError(f'--restore_from {restore_from}: no checkpoint found there')
+    return logdir, restore_from
+
+
+def create_reader(args, params):
+    if not os.path.isdir(args.data_dir):
+        raise ValueError(f'--data_dir {args.data_dir}: no such directory')
+    receptive_field = WaveNetModel.calculate_receptive_field(
+        params['filter_width'], params['dilations'], params['scalar_input'],
+        params['initial_filter_width'])
+    silence_threshold = args.silence_threshold
+    return AudioReader(
+        args.data_dir, sample_rate=params['sample_rate'],
+        gc_enabled=args.gc_channels is not None, receptive_field=receptive_field,
+        sample_size=args.sample_size,
+        silence_threshold=silence_threshold if silence_threshold > MIN_SILENCE_THRESHOLD else None)
+
+
+def main():
+    parser = get_arguments()
+    args = parser.parse_args()
+    if args.l2_regularization_strength < 0:
+        parser.error('argument --l2_regularization_strength: must be 0 (off) or positive, '
+                     f'got {args.l2_regularization_strength}')
+    if not 0 <= args.momentum <= 1:  # Keras' SGD refuses anything else
+        parser.error(f'argument --momentum: must be between 0 and 1, got {args.momentum}')
+    # Every check on the flags, the params file and the corpus comes before a model is
+    # built or a file written.
+    try:
+        logdir, restore_from = validate_directories(args)
+        params = load_params(args.wavenet_params)
+        reader = create_reader(args, params)
+        gc_cardinality = reader.gc_category_cardinality
+        check_network_description(restore_from, params, args.gc_channels, gc_cardinality)
+    except ValueError as e:
+        parser.error(str(e))
+
+    net = build_model(params, args.gc_channels, gc_cardinality, args.histograms)
+    optimizer = optimizer_factory[args.optimizer](args.learning_rate, args.momentum)
+    checkpoint = create_checkpoint(net, optimizer)
+    try:
+        saved_step = restore(checkpoint, restore_from)
+    except ValueError as e:
+        parser.error(str(e))
+    # Restoring from another directory starts a new training (step 0) from its weights.
+    continuing = os.path.realpath(restore_from) == os.path.realpath(logdir)
+    first_step = saved_step + 1 if continuing and saved_step is not None else 0
+
+    os.makedirs(logdir, exist_ok=True)
+    save_network_description(logdir, params, args.gc_channels, gc_cardinality)
+    manager = tf.train.CheckpointManager(checkpoint, logdir, max_to_keep=args.max_checkpoints,
+                                         checkpoint_name='model.ckpt')
+    try:
+        train(make_train_step(net, optimizer, args.l2_regularization_strength or None),
+              iter(reader.dataset(args.batch_size)), manager,
+              tf.summary.create_file_writer(logdir), first_step=first_step,
+              num_steps=args.num_steps, checkpoint_every=args.checkpoint_every,
+              gc_enabled=args.gc_channels is not None, histograms=args.histograms,
+              store_metadata=args.store_metadata)
+    except TrainingDiverged as e:
+        fail(parser.prog, e, status=1)
+    except ValueError as e:  # a corpus in which no file was usable
+        parser.error(str(e))
+
+
+if __name__ == '__main__':
+    main()
