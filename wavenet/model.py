@@ -184,8 +184,9 @@ class WaveNetModel(keras.Model):
         self.postprocessing = PostProcessing(skip_channels, quantization_channels, use_biases,
                                              name='postprocessing')
         self.built = True
-        self._queues = None
-        self._step = tf.function(self._incremental_step, reduce_retracing=True)
+        self._state = None
+        self._step = tf.function(self.incremental_step, reduce_retracing=True)
+        self._prime = tf.function(self.primed_state, reduce_retracing=True)
         self._window = tf.function(self._predict_window, reduce_retracing=True)
 
     @staticmethod
@@ -299,7 +300,8 @@ class WaveNetModel(keras.Model):
         """Distribution of the sample after int codes ``waveform`` ([T] or [B, T]).
 
         Only the last ``receptive_field`` codes matter; shorter waveforms are treated as
-        preceded by zero input, which is also how the incremental queues start.
+        preceded by zero network input (the incremental state instead starts with zero
+        input at every layer: the two agree once a whole receptive field was pushed).
         """
         self._check_gc(global_condition)
         waveform = tf.convert_to_tensor(waveform, tf.int32)
@@ -317,47 +319,96 @@ class WaveNetModel(keras.Model):
         logits = self._full_network(network_input, gc_embedding, output_width=1)
         return _probabilities(logits[:, -1])
 
-    def zero_queues(self, batch_size):
-        """Queues of the incremental state as after ``reset_incremental_state``."""
-        return [tf.zeros([batch_size, length, layer.input_channels])
-                for layer, length in zip(self.conv_layers, self.queue_lengths)]
+    # -- incremental prediction -------------------------------------------------------
+    #
+    # The incremental state is ``(position, queues)``: ``position`` counts the codes pushed,
+    # and queue ``i`` is a ring buffer ``[length_i, B, channels_i]`` of conv layer ``i``'s last
+    # ``length_i = (width - 1) * dilation`` inputs, the input of time ``t`` in row
+    # ``t % length_i``. A ring buffer is written in place; a shifting FIFO would copy every
+    # queue at every step.
+
+    def zero_incremental_state(self, batch_size):
+        """The state of ``reset_incremental_state``: zero input before the first code."""
+        return tf.constant(0), [tf.zeros([length, batch_size, layer.input_channels])
+                                for layer, length in zip(self.conv_layers, self.queue_lengths)]
 
     def reset_incremental_state(self):
         """Empties the queues of ``predict_proba_incremental`` (all zeros)."""
-        self._queues = None
+        self._state = None
 
     def predict_proba_incremental(self, waveform, global_condition=None):
         """Pushes ONE code per batch row (scalar or [B]) and returns the next distribution.
 
-        Each conv layer keeps a FIFO of its last ``(filter_width - 1) * dilation`` inputs,
-        so one step costs one network column instead of a whole receptive field.
+        Each conv layer keeps its last ``(filter_width - 1) * dilation`` inputs, so one
+        step costs one network column instead of a whole receptive field.
         """
         self._check_gc(global_condition)
         waveform = tf.convert_to_tensor(waveform, tf.int32)
-        unbatched = waveform.shape.rank == 0
-        codes = tf.reshape(waveform, [-1, 1])
-        batch_size = codes.shape[0]
-        if self._queues is None or self._queues[0].shape[0] != batch_size:
-            self._queues = self.zero_queues(batch_size)
+        codes = tf.reshape(waveform, [-1])
+        if self._state is None or self._state[1][0].shape[1] != codes.shape[0]:
+            self._state = self.zero_incremental_state(codes.shape[0])
         gc_embedding = self.embed_global_condition(global_condition)
-        proba, self._queues = self._step(self.encode_codes(codes), self._queues, gc_embedding)
-        return proba[0] if unbatched else proba
+        proba, self._state = self._step(codes, self._state, gc_embedding)
+        return proba[0] if waveform.shape.rank == 0 else proba
 
-    def _incremental_step(self, network_input, queues, gc_embedding):
-        """One network column: ``network_input`` is ``[B, 1, C]``; returns the next
-        distribution and the queues with each layer's new input pushed."""
+    def prime_incremental_state(self, waveform, global_condition=None):
+        """Pushes int codes ``waveform`` ([T] or [B, T]) as ``predict_proba_incremental``
+        would one by one after a reset, in one parallel pass; returns the next distribution."""
+        self._check_gc(global_condition)
+        waveform = tf.convert_to_tensor(waveform, tf.int32)
+        codes = waveform[tf.newaxis] if waveform.shape.rank == 1 else waveform
+        gc_embedding = self.embed_global_condition(global_condition)
+        proba, self._state = self._prime(codes, gc_embedding)
+        return proba[0] if waveform.shape.rank == 1 else proba
+
+    def incremental_step(self, codes, state, gc_embedding=None):
+        """One network column for int ``codes`` [B]: the next distribution, and ``state``
+        with each conv layer's new input pushed. Traceable: generation loops run it."""
+        position, queues = state
         new_queues = []
 
         def taps_for(i, value, layer):
-            queue = queues[i]
-            taps = [queue[:, k * layer.dilation:k * layer.dilation + 1]
-                    for k in range(layer.filter_width - 1)]
-            new_queues.append(tf.concat([queue[:, 1:], value], axis=1)
-                              if self.queue_lengths[i] else queue)
-            return taps + [value]
+            length = self.queue_lengths[i]
+            if not length:
+                new_queues.append(queues[i])
+                return [value]
+            # The oldest input (tap 0) sits in the row the newest one overwrites.
+            slot = position % length
+            rows = (slot + tf.range(layer.filter_width - 1) * layer.dilation) % length
+            past = tf.gather(queues[i], rows)
+            new_queues.append(tf.tensor_scatter_nd_update(queues[i], [[slot]],
+                                                          tf.transpose(value, [1, 0, 2])))
+            return [tap[:, tf.newaxis] for tap in tf.unstack(past)] + [value]
 
+        network_input = self.encode_codes(codes[:, tf.newaxis])
         logits = self._network(network_input, gc_embedding, taps_for, output_width=1)
-        return _probabilities(logits[:, -1]), new_queues
+        return _probabilities(logits[:, -1]), (position + 1, new_queues)
+
+    def primed_state(self, codes, gc_embedding=None):
+        """``incremental_step`` over int ``codes`` [B, T] from the zero state, in one pass:
+        the last distribution and the state. Traceable."""
+        length_of_input = tf.shape(codes)[1]
+        tails = []
+
+        def taps_for(i, value, layer):
+            # Zeros before the first code at every layer, as in the zero state, keep every
+            # layer input (and so every queue) equal to the step-by-step one.
+            length = self.queue_lengths[i]
+            padded = tf.pad(value, [[0, 0], [length, 0], [0, 0]])
+            tails.append(tf.ensure_shape(padded[:, length_of_input:], [None, length, None]))
+            return causal_taps(padded, layer.filter_width, layer.dilation)
+
+        logits = self._network(self.encode_codes(codes), gc_embedding, taps_for,
+                               output_width=1)
+        queues = [_ring_buffer(tail, length_of_input) for tail in tails]
+        return _probabilities(logits[:, -1]), (length_of_input, queues)
+
+
+def _ring_buffer(tail, position):
+    """The ring buffer holding ``tail`` [B, length, C], the inputs up to ``position`` - 1."""
+    length = tail.shape[1]
+    time_major = tf.transpose(tail, [1, 0, 2])
+    return tf.roll(time_major, position % length, axis=0) if length else time_major
 
 
 def _probabilities(logits):

@@ -1,0 +1,244 @@
+"""Generating audio from a trained network: sampling, the in-graph loop, and its inputs.
+
+The loop over samples runs inside one XLA-compiled ``tf.function`` per chunk of samples,
+carrying the network's incremental state (one queue per conv layer) from chunk to chunk,
+so Python only sees progress. Randomness comes in as uniform noise, one stream per batch
+row keyed by ``(seed, key)``: a row generates the same audio alone or in a batch.
+"""
+import os
+import re
+import weakref
+
+import numpy as np
+import soundfile
+import tensorflow as tf
+
+from .audio_reader import load_audio, trim_silence
+from .ops import mu_law_encode
+from .params import PARAM_TYPES, load_network_description, load_params
+
+# Samples per compiled call: small enough to show progress, large enough that the call
+# overhead (about a millisecond) is noise.
+CHUNK = 1000
+SEED_SILENCE_THRESHOLD = 0.1
+DEFAULT_PARAMS = './wavenet_params.json'
+
+
+# -- sampling ------------------------------------------------------------------------------
+
+def scale_temperature(proba, temperature):
+    """``p' ∝ exp(log p / temperature)`` over the last axis, in float64."""
+    return tf.nn.softmax(tf.math.log(tf.cast(proba, tf.float64)) / temperature)
+
+
+def sample_codes(proba, temperature, uniform):
+    """One code per row of ``proba`` [B, Q], drawn from the temperature-scaled distribution
+    by inverting its cumulative distribution at ``uniform`` [B] in [0, 1)."""
+    cdf = tf.cumsum(scale_temperature(proba, temperature), axis=-1)
+    below = cdf <= tf.cast(uniform, tf.float64)[:, tf.newaxis] * cdf[:, -1:]
+    return tf.minimum(tf.reduce_sum(tf.cast(below, tf.int32), axis=-1), proba.shape[-1] - 1)
+
+
+def uniform_streams(seed, keys, length):
+    """``[len(keys), length]`` uniforms in [0, 1); row ``b`` depends on ``(seed, keys[b])``
+    only, so a batch of rows draws exactly what each row would draw alone."""
+    return tf.stack([tf.random.stateless_uniform([length], seed=[seed, key], dtype=tf.float64)
+                     for key in keys])
+
+
+def start_waveform(net, uniform, clip=None):
+    """The ``receptive_field`` codes [B, receptive_field] that generation starts from: the
+    ``clip`` codes preceded by silence (Q/2) when shorter, or without a clip silence and one
+    random code per row, drawn with ``uniform`` [B] (the original's start)."""
+    silence = net.quantization_channels // 2
+    if clip is None:
+        first = tf.cast(tf.cast(uniform, tf.float64) * net.quantization_channels, tf.int32)
+        rows = tf.fill([len(uniform), net.receptive_field - 1], silence)
+        return tf.concat([rows, first[:, tf.newaxis]], axis=1)
+    clip = tf.convert_to_tensor(clip, tf.int32)[:net.receptive_field]
+    padded = tf.pad(clip, [[net.receptive_field - len(clip), 0]], constant_values=silence)
+    return tf.tile(padded[tf.newaxis], [len(uniform), 1])
+
+
+# -- the loop ------------------------------------------------------------------------------
+
+def generate(net, start, noise, global_condition=None, temperature=1.0, fast=True,
+             chunk=CHUNK):
+    """Yields int32 code chunks [B, n], ``noise.shape[1]`` samples in all, that continue
+    ``start`` (codes [B, T]); ``noise`` [B, samples] holds one uniform draw per sample.
+
+    ``fast`` primes the incremental state from ``start`` in one pass and runs the
+    compiled loop; otherwise each sample runs the whole network on the last receptive
+    field, as the original's slow path did. Both sample the same draws identically.
+    """
+    start = tf.convert_to_tensor(start, tf.int32)
+    noise = tf.convert_to_tensor(noise, tf.float64)
+    temperature = tf.constant(temperature, tf.float64)
+    samples = noise.shape[1]
+    if fast:
+        loop = _fast_loop(net)
+        gc_embedding = net.embed_global_condition(global_condition)
+        proba, state = loop.prime(start, gc_embedding)
+        for begin in range(0, samples, chunk):
+            # Every call gets a full chunk, so XLA compiles one shape; the surplus
+            # samples of the last one are dropped.
+            draws = noise[:, begin:begin + chunk]
+            padded = tf.pad(draws, [[0, 0], [0, chunk - draws.shape[1]]])
+            codes, proba, state = loop.run(proba, state, gc_embedding, padded, temperature)
+            yield codes[:, :draws.shape[1]]
+    else:
+        window = start[:, -net.receptive_field:]
+        for begin in range(0, samples, chunk):
+            codes = []
+            for t in range(begin, min(begin + chunk, samples)):
+                proba = net.predict_proba(window, global_condition)
+                codes.append(sample_codes(proba, temperature, noise[:, t]))
+                window = tf.concat([window[:, 1:], codes[-1][:, tf.newaxis]], axis=1)
+            yield tf.stack(codes, axis=1)
+
+
+class _FastLoop:
+    """A network's compiled priming pass and generation loop; tracing and compiling cost
+    seconds, so each network keeps one."""
+
+    def __init__(self, net):
+        self.prime = tf.function(net.primed_state)
+
+        @tf.function(jit_compile=True)
+        def run(proba, state, gc_embedding, noise, temperature):
+            codes = tf.TensorArray(tf.int32, size=noise.shape[1])
+            for t in tf.range(noise.shape[1]):
+                code = sample_codes(proba, temperature, noise[:, t])
+                codes = codes.write(t, code)
+                proba, state = net.incremental_step(code, state, gc_embedding)
+            return tf.transpose(codes.stack()), proba, state
+
+        self.run = run
+
+
+_fast_loops = weakref.WeakKeyDictionary()
+
+
+def _fast_loop(net):
+    if net not in _fast_loops:
+        _fast_loops[net] = _FastLoop(net)
+    return _fast_loops[net]
+
+
+# -- the trained network -------------------------------------------------------------------
+
+def find_checkpoint(path):
+    """The checkpoint prefix for ``path``: a prefix, or a directory's newest checkpoint."""
+    if os.path.isdir(path):
+        prefix = tf.train.latest_checkpoint(path)
+        if prefix is None:
+            raise ValueError(f'no checkpoint in directory {path}')
+        return prefix
+    if not os.path.exists(path + '.index'):
+        raise ValueError(f'no checkpoint {path} (expected {path}.index)')
+    return path
+
+
+def network_description(prefix, params_path=None, gc_channels=None, gc_cardinality=None):
+    """``(description, source)``: the network that checkpoint ``prefix`` holds, as params +
+    ``gc_channels`` + ``gc_cardinality``, and where it came from. The description saved
+    beside the checkpoint wins; without one, ``params_path`` and the gc values are used.
+    Explicit values that contradict a saved description are errors naming the field."""
+    saved = load_network_description(os.path.dirname(prefix))
+    if saved is None:
+        params_path = params_path or DEFAULT_PARAMS
+        params = load_params(params_path)
+        return dict(params, gc_channels=gc_channels, gc_cardinality=gc_cardinality), params_path
+    source = os.path.join(os.path.dirname(prefix), 'wavenet_params.json')
+    explicit = load_params(params_path) if params_path else {}
+    explicit.update((name, value) for name, value in
+                    [('gc_channels', gc_channels), ('gc_cardinality', gc_cardinality)]
+                    if value is not None)
+    for field, value in explicit.items():
+        if field in saved and saved[field] != value:
+            given = params_path if field in PARAM_TYPES else f'--{field}'
+            raise ValueError(f'{field} is {value!r} in {given}, but {saved[field]!r} in {source}'
+                             f' (the network the checkpoint was trained as)')
+    return saved, source
+
+
+def check_checkpoint(prefix, description, source):
+    """Raises a ``ValueError`` naming the field where ``description`` disagrees with the
+    weight shapes in checkpoint ``prefix``."""
+    found = _checkpoint_fields(prefix)
+    expected = dict(description, dilations=len(description['dilations']))
+    for field, value in found.items():
+        if expected.get(field) != value:
+            what = 'dilated layers (dilations)' if field == 'dilations' else field
+            raise ValueError(f'{prefix} holds a network with {what} = {value}, but {source} '
+                             f'says {expected.get(field)}')
+
+
+def _checkpoint_fields(prefix):
+    """What the weight shapes in a checkpoint say about the network's description."""
+    try:
+        variables = tf.train.list_variables(prefix)
+    except (tf.errors.OpError, ValueError) as e:
+        raise ValueError(f'cannot read checkpoint {prefix} ({type(e).__name__})') from None
+    shapes = {}
+    for key, shape in variables:
+        match = re.fullmatch(r'model/([^.]+)/\.ATTRIBUTES/VARIABLE_VALUE', key)
+        if match:
+            shapes[match.group(1)] = shape
+    layers = [name for name in shapes if re.fullmatch(r'layer\d+/filter', name)]
+    if 'causal_layer/kernel' not in shapes or 'layer0/filter' not in shapes:
+        raise ValueError(f'{prefix} is not a WaveNet checkpoint (no model weights in it)')
+    causal_width, input_channels, _ = shapes['causal_layer/kernel']
+    filter_width, residual_channels, dilation_channels = shapes['layer0/filter']
+    fields = {
+        'filter_width': filter_width, 'residual_channels': residual_channels,
+        'dilation_channels': dilation_channels, 'dilations': len(layers),
+        'skip_channels': shapes['layer0/skip'][2],
+        'quantization_channels': shapes['postprocessing/postprocess2'][2],
+        'use_biases': 'layer0/filter_bias' in shapes, 'scalar_input': input_channels == 1,
+        'gc_channels': shapes['layer0/gc_filter'][1] if 'layer0/gc_filter' in shapes else None,
+        'gc_cardinality': shapes['gc_embedding'][0] if 'gc_embedding' in shapes else None,
+    }
+    if fields['scalar_input']:
+        fields['initial_filter_width'] = causal_width
+    return fields
+
+
+def restore(net, prefix):
+    """Loads the weights of checkpoint ``prefix`` into ``net``; every weight must match."""
+    try:
+        status = tf.train.Checkpoint(model=net).restore(prefix).expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f'{prefix} does not match the network: {first_line}') from None
+
+
+# -- files ---------------------------------------------------------------------------------
+
+def load_clip(path, sample_rate, quantization_channels, receptive_field):
+    """The codes of a seed clip: loaded, silence-trimmed, at most one receptive field."""
+    try:
+        audio = load_audio(path, sample_rate)
+    except Exception as e:  # soundfile and libsndfile raise several kinds
+        raise ValueError(f'cannot read {path} as audio ({e})') from None
+    audio = trim_silence(audio, SEED_SILENCE_THRESHOLD)
+    if not audio.size:
+        raise ValueError(f'{path} is silent (nothing above {SEED_SILENCE_THRESHOLD} RMS)')
+    return mu_law_encode(audio[:receptive_field], quantization_channels).numpy()
+
+
+def wav_paths(path, gc_ids):
+    """One output path per speaker: ``path`` itself for one, ``out_gc<id>.wav`` for several."""
+    if len(gc_ids) <= 1:
+        return [path]
+    root, extension = os.path.splitext(path)
+    return [f'{root}_gc{gc_id}{extension}' for gc_id in gc_ids]
+
+
+def write_wav(path, audio, sample_rate):
+    """Writes mono float ``audio`` as 16-bit PCM; atomically, so a reader (or a crash)
+    never sees half a file."""
+    temporary = f'{path}.tmp'
+    soundfile.write(temporary, np.asarray(audio), sample_rate, subtype='PCM_16', format='WAV')
+    os.replace(temporary, path)
