@@ -1,0 +1,183 @@
+"""The corpus reader: speaker ids, silence trimming, pieces, batches, resampling, bad files."""
+import os
+
+import numpy as np
+import pytest
+import soundfile
+
+from wavenet.audio_reader import AudioReader, cut_pieces, load_audio, trim_silence
+
+SAMPLE_RATE = 16000
+SILENCE_WARNING = ('Warning: {} was ignored as it contains only silence. Consider decreasing '
+                   'trim_silence threshold, or adjust volume of the audio.')
+
+
+def write_wav(path, audio, sample_rate=SAMPLE_RATE, subtype='FLOAT'):
+    """Writes ``audio`` as a wav (32-bit float by default, so values come back exactly)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    soundfile.write(path, audio, sample_rate, subtype=subtype)
+    return str(path)
+
+
+def batches(reader, count, batch_size=1, seed=7):
+    return [(audio.numpy(), gc_ids.numpy())
+            for audio, gc_ids in reader.dataset(batch_size, seed=seed).take(count)]
+
+
+def rms_trim_reference(audio, threshold, frame_length=2048, hop_length=512):
+    """Silence trimming written out in numpy: centred frames over a zero-padded signal."""
+    frame_length = min(frame_length, audio.size)
+    padded = np.pad(audio, frame_length // 2)
+    starts = range(0, padded.size - frame_length + 1, hop_length)
+    energy = np.array([np.sqrt(np.mean(padded[s:s + frame_length] ** 2)) for s in starts])
+    loud = np.nonzero(energy > threshold)[0] * hop_length
+    return audio[loud[0]:loud[-1]] if loud.size else audio[:0]
+
+
+def test_speaker_ids_and_cardinality(tmp_path, capsys):
+    for name in ['p225/p225_001.wav', 'p225/p225_002.wav', 'p3/p3_010.wav', 'x/p17_001.wav']:
+        write_wav(tmp_path / name, np.zeros(100, np.float32))
+    reader = AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=True, receptive_field=4)
+    names = [os.path.relpath(f, tmp_path) for f in reader.files]
+    assert names == ['p225/p225_001.wav', 'p225/p225_002.wav', 'p3/p3_010.wav',
+                     'x/p17_001.wav']
+    assert reader.speaker_ids == [225, 225, 3, 17]
+    assert reader.gc_category_cardinality == 226
+    assert capsys.readouterr().out == 'Detected --gc_cardinality=226\n'
+
+
+def test_unlabelled_file_refused_only_with_global_conditioning(tmp_path):
+    write_wav(tmp_path / 'p1_001.wav', np.zeros(100, np.float32))
+    unlabelled = write_wav(tmp_path / 'sub' / 'speech.wav', np.zeros(100, np.float32))
+    with pytest.raises(ValueError, match=f"'{unlabelled}' has no speaker id"):
+        AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=True, receptive_field=4)
+    reader = AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=False, receptive_field=4)
+    assert reader.gc_category_cardinality is None
+    assert len(reader.files) == 2
+
+
+def test_empty_corpus_refused(tmp_path):
+    (tmp_path / 'notes.txt').write_text('no audio here')
+    with pytest.raises(ValueError, match=f"No audio files found in '{tmp_path}'"):
+        AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=False, receptive_field=4)
+
+
+@pytest.mark.parametrize('length', [20000, 1500])  # the second is shorter than a frame
+def test_trim_silence_matches_frame_rms(length):
+    rng = np.random.default_rng(0)
+    audio = np.zeros(length, np.float32)
+    burst = slice(length // 4, 3 * length // 4)
+    audio[burst] = rng.uniform(-1, 1, burst.stop - burst.start)
+    expected = rms_trim_reference(audio, 0.3)
+    trimmed = trim_silence(audio, 0.3)
+    assert 0 < trimmed.size < length
+    np.testing.assert_array_equal(trimmed, expected)
+    assert trim_silence(audio * 0.01, 0.3).size == 0
+
+
+def test_pieces_overlap_by_receptive_field_and_cover_every_sample_once():
+    audio = np.arange(1, 24, dtype=np.float32)
+    pieces = cut_pieces(audio, receptive_field=5, sample_size=10)
+    assert [len(p) for p in pieces] == [15, 15, 8]
+    np.testing.assert_array_equal(pieces[0][:5], np.zeros(5))
+    np.testing.assert_array_equal(pieces[0][5:], audio[:10])
+    for previous, piece in zip(pieces, pieces[1:]):
+        np.testing.assert_array_equal(piece[:5], previous[-5:])
+    # The samples each piece is trained to predict: everything after its receptive field.
+    np.testing.assert_array_equal(np.concatenate([p[5:] for p in pieces]), audio)
+    whole, = cut_pieces(audio, receptive_field=5, sample_size=None)
+    np.testing.assert_array_equal(whole, np.concatenate([np.zeros(5), audio]))
+
+
+def test_batches_pad_shorter_pieces_with_zeros(tmp_path):
+    # Constant clips, so every row of a batch shows which file it came from.
+    lengths = {'p1_001.wav': 30, 'p2_001.wav': 50}
+    for name, length in lengths.items():
+        write_wav(tmp_path / name, np.full(length, 0.5 if name.startswith('p1') else -0.5))
+    reader = AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=True, receptive_field=4,
+                         sample_size=None, silence_threshold=None)
+    (audio, gc_ids), = batches(reader, 1, batch_size=2)
+    assert audio.shape == (2, 54, 1) and audio.dtype == np.float32
+    assert gc_ids.dtype == np.int32 and sorted(gc_ids) == [1, 2]
+    for row, speaker in zip(audio[..., 0], gc_ids):
+        length, value = (30, 0.5) if speaker == 1 else (50, -0.5)
+        np.testing.assert_array_equal(row[:4], 0)
+        np.testing.assert_array_equal(row[4:4 + length], value)
+        np.testing.assert_array_equal(row[4 + length:], 0)
+
+
+def test_every_file_once_per_pass_in_fresh_orders(tmp_path):
+    for speaker in range(1, 7):
+        write_wav(tmp_path / f'p{speaker}_001.wav', np.full(10, 0.1 * speaker))
+    reader = AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=True, receptive_field=2)
+    order = [int(gc_ids[0]) for _, gc_ids in batches(reader, 6 * 4)]
+    passes = [order[i:i + 6] for i in range(0, len(order), 6)]
+    assert all(sorted(p) == [1, 2, 3, 4, 5, 6] for p in passes)
+    assert len({tuple(p) for p in passes}) > 1
+    assert order == [int(gc_ids[0]) for _, gc_ids in batches(reader, 6 * 4)]  # seeded
+
+
+def test_pieces_in_the_pipeline(tmp_path):
+    audio = np.linspace(-0.5, 0.5, 25, dtype=np.float32)
+    write_wav(tmp_path / 'p1_001.wav', audio)
+    reader = AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=False, receptive_field=3,
+                         sample_size=10)
+    got = [a[0, :, 0] for a, _ in batches(reader, 3)]
+    expected = cut_pieces(audio, 3, 10)
+    assert [len(p) for p in got] == [13, 13, 8]
+    for piece, want in zip(got, expected):
+        np.testing.assert_array_equal(piece, want)
+
+
+def test_resamples_48k_to_the_model_rate(tmp_path):
+    seconds, frequency = 1.0, 440.0
+    t = np.arange(int(48000 * seconds)) / 48000
+    path = write_wav(tmp_path / 'p1_001.wav', 0.5 * np.sin(2 * np.pi * frequency * t), 48000,
+                     subtype='PCM_16')
+    audio = load_audio(path, SAMPLE_RATE)
+    assert audio.dtype == np.float32 and audio.shape == (16000,)
+    spectrum = np.abs(np.fft.rfft(audio))
+    peak_hz = np.argmax(spectrum) * SAMPLE_RATE / audio.size
+    assert abs(peak_hz - frequency) <= 1.0
+    assert abs(np.abs(audio).max() - 0.5) < 0.02
+
+
+def test_stereo_is_mixed_to_mono(tmp_path):
+    stereo = np.stack([np.full(100, 0.2), np.full(100, 0.6)], axis=1)
+    path = write_wav(tmp_path / 'p1_001.wav', stereo)
+    np.testing.assert_allclose(load_audio(path, SAMPLE_RATE), 0.4, atol=1e-6)
+
+
+def test_bad_files_skipped_with_one_warning_each(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    good = write_wav(tmp_path / 'p1' / 'p1_001.wav', rng.uniform(-0.9, 0.9, 3000))
+    silent = write_wav(tmp_path / 'p2' / 'p2_001.wav', np.full(3000, 1e-3))
+    empty_wav = write_wav(tmp_path / 'p2' / 'p2_002.wav', np.zeros(0))
+    truncated = str(tmp_path / 'p2' / 'p2_003.wav')
+    with open(good, 'rb') as f:
+        (tmp_path / 'p2' / 'p2_003.wav').write_bytes(f.read(30))  # the header cut short
+    not_audio = str(tmp_path / 'p3_001.wav')
+    (tmp_path / 'p3_001.wav').write_text('this is not a wav file\n' * 10)
+    empty = str(tmp_path / 'p4_001.wav')
+    (tmp_path / 'p4_001.wav').write_bytes(b'')
+    reader = AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=True, receptive_field=4,
+                         sample_size=None, silence_threshold=0.3)
+    capsys.readouterr()
+
+    got = batches(reader, 5)  # five passes over the corpus: only the good file is used
+
+    assert all(list(gc_ids) == [1] for _, gc_ids in got)
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 5
+    assert SILENCE_WARNING.format(silent) in warnings
+    for bad in [empty_wav, truncated, not_audio, empty]:
+        assert sum(line.startswith(f'Warning: {bad} was ignored') for line in warnings) == 1
+
+
+def test_corpus_of_unusable_files_ends_the_dataset(tmp_path, capsys):
+    (tmp_path / 'p1_001.wav').write_text('not audio')
+    write_wav(tmp_path / 'p2_001.wav', np.zeros(5000))
+    reader = AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=False, receptive_field=4,
+                         silence_threshold=0.3)
+    assert list(reader.dataset(1)) == []
+    assert len(capsys.readouterr().err.splitlines()) == 2
