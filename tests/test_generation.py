@@ -1,0 +1,166 @@
+"""Generation in the library: priming, the in-graph loop, sampling and its randomness."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from wavenet import WaveNetModel
+from wavenet.generation import (
+    generate,
+    sample_codes,
+    scale_temperature,
+    start_waveform,
+    uniform_streams,
+)
+
+Q = 32
+VARIANTS = {
+    'width 2, biases': dict(filter_width=2, use_biases=True),
+    'width 3, biases, speakers': dict(filter_width=3, use_biases=True,
+                                      global_condition_channels=3,
+                                      global_condition_cardinality=6),
+    'scalar input': dict(filter_width=2, use_biases=True, scalar_input=True,
+                         initial_filter_width=5),
+    'width 3, scalar input, speakers': dict(filter_width=3, scalar_input=True,
+                                            initial_filter_width=3,
+                                            global_condition_channels=2,
+                                            global_condition_cardinality=4),
+}
+
+
+def small_net(**overrides):
+    """A small network whose biases are far from their zero start, so that a bias in the
+    wrong place (e.g. in a queue meant to hold zeros) shows."""
+    arguments = dict(batch_size=1, dilations=[1, 2, 4, 1, 2, 4], filter_width=2,
+                     residual_channels=8, dilation_channels=6, skip_channels=12,
+                     quantization_channels=Q)
+    net = WaveNetModel(**dict(arguments, **overrides))
+    for variable in net.weights:
+        if 'bias' in variable.path:
+            variable.assign(tf.random.normal(variable.shape, stddev=0.5))
+    return net
+
+
+def speakers_for(net, rows=1):
+    return None if net.global_condition_channels is None else np.arange(rows) % 3 + 1
+
+
+def full_window_codes(net, start, noise, global_condition):
+    return np.concatenate(list(generate(net, start, noise, global_condition, fast=False)), 1)
+
+
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_fast_generation_equals_full_window(variant):
+    """Along 500 generated samples: the compiled loop draws what the full-window path
+    draws, and the incremental distributions equal predict_proba's to 1e-5."""
+    net = small_net(**VARIANTS[variant])
+    speakers = speakers_for(net)
+    noise = uniform_streams(5, [0], 501)
+    start = start_waveform(net, noise[:, 0])
+    codes = np.concatenate(list(generate(net, start, noise[:, 1:], speakers)), axis=1)
+    assert codes.shape == (1, 500)
+    np.testing.assert_array_equal(codes, full_window_codes(net, start, noise[:, 1:], speakers))
+
+    waveform = np.concatenate([start, codes], axis=1)[0]
+    fast = [net.prime_incremental_state(waveform[:net.receptive_field], speakers)]
+    fast += [net.predict_proba_incremental(code, speakers) for code in codes[0, :-1]]
+    windows = np.stack([waveform[t:t + net.receptive_field] for t in range(500)])
+    full = net.predict_proba(windows, None if speakers is None else np.repeat(speakers, 500))
+    np.testing.assert_allclose(np.squeeze(np.stack(fast)), full, atol=1e-5)
+
+
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_priming_in_one_pass_equals_step_by_step(variant):
+    net = small_net(**VARIANTS[variant])
+    speakers = speakers_for(net, rows=2)
+    rng = np.random.default_rng(0)
+    for length in (1, 5, net.receptive_field, net.receptive_field + 9):
+        codes = rng.integers(0, Q, (2, length))
+        net.reset_incremental_state()
+        for t in range(length):
+            stepped = net.predict_proba_incremental(codes[:, t], speakers)
+        primed = net.prime_incremental_state(codes, speakers)
+        np.testing.assert_allclose(primed, stepped, atol=1e-6)
+        # The queues are equal too: the next step agrees.
+        after_priming = net.predict_proba_incremental(codes[:, -1], speakers)
+        net.reset_incremental_state()
+        for t in range(length):
+            net.predict_proba_incremental(codes[:, t], speakers)
+        np.testing.assert_allclose(after_priming,
+                                   net.predict_proba_incremental(codes[:, -1], speakers),
+                                   atol=1e-6)
+        if length >= net.receptive_field:
+            np.testing.assert_allclose(primed, net.predict_proba(codes, speakers), atol=1e-5)
+
+
+def test_a_batch_of_speakers_equals_separate_runs():
+    net = small_net(**VARIANTS['width 3, biases, speakers'])
+    speakers = [4, 1, 5]
+    noise = uniform_streams(11, speakers, 301)
+    together = np.concatenate(list(generate(net, start_waveform(net, noise[:, 0]),
+                                            noise[:, 1:], speakers, chunk=128)), axis=1)
+    assert len({row.tobytes() for row in together}) == 3
+    for row, speaker in enumerate(speakers):
+        alone = uniform_streams(11, [speaker], 301)
+        codes = np.concatenate(list(generate(net, start_waveform(net, alone[:, 0]),
+                                             alone[:, 1:], [speaker], chunk=128)), axis=1)
+        np.testing.assert_array_equal(codes[0], together[row])
+
+
+def test_chunks_carry_the_state():
+    net = small_net()
+    noise = uniform_streams(3, [0], 201)
+    start = start_waveform(net, noise[:, 0])
+    pieces = list(generate(net, start, noise[:, 1:], chunk=64))
+    assert [piece.shape[1] for piece in pieces] == [64, 64, 64, 8]
+    np.testing.assert_array_equal(np.concatenate(pieces, axis=1),
+                                  next(generate(net, start, noise[:, 1:], chunk=200)))
+
+
+def test_start_waveform():
+    net = small_net()
+    silence = start_waveform(net, tf.constant([0.999, 0.0], tf.float64))
+    assert silence.shape == (2, net.receptive_field)
+    np.testing.assert_array_equal(silence[:, :-1], Q // 2)
+    np.testing.assert_array_equal(silence[:, -1], [Q - 1, 0])
+    seeded = start_waveform(net, tf.zeros([1], tf.float64), clip=[3, 4, 5])
+    np.testing.assert_array_equal(seeded[0, -3:], [3, 4, 5])
+    np.testing.assert_array_equal(seeded[0, :-3], Q // 2)
+    long_clip = np.arange(net.receptive_field + 10) % Q
+    np.testing.assert_array_equal(start_waveform(net, tf.zeros([1], tf.float64), long_clip)[0],
+                                  long_clip[:net.receptive_field])
+
+
+def test_temperature_one_leaves_the_distribution_unchanged():
+    proba = tf.nn.softmax(tf.random.normal([4, Q], stddev=3.0))
+    np.testing.assert_allclose(scale_temperature(proba, 1.0), proba, atol=1e-6)
+
+
+def test_lower_temperature_sharpens():
+    proba = np.array([0.5, 0.3, 0.15, 0.05])
+    sharp = scale_temperature(proba, 0.5).numpy()
+    np.testing.assert_allclose(sharp, proba ** 2 / np.sum(proba ** 2))
+    assert sharp[0] > proba[0] and sharp[-1] < proba[-1]
+    entropy = [-np.sum(p * np.log(p)) for p in (proba, sharp)]
+    assert entropy[1] < entropy[0]
+    np.testing.assert_allclose(scale_temperature(proba, 2.0), np.sqrt(proba) /
+                               np.sum(np.sqrt(proba)))
+
+
+@pytest.mark.parametrize('temperature', [1.0, 0.5])
+def test_sampled_frequencies_follow_the_scaled_distribution(temperature):
+    proba = tf.constant([[0.1, 0.0, 0.2, 0.3, 0.4]])
+    draws = 100_000
+    uniform = uniform_streams(2, [0], draws)[0]
+    codes = sample_codes(tf.tile(proba, [draws, 1]), temperature, uniform)
+    frequencies = np.bincount(codes.numpy(), minlength=5) / draws
+    np.testing.assert_allclose(frequencies, scale_temperature(proba, temperature)[0],
+                               atol=0.01)
+    assert frequencies[1] == 0
+
+
+def test_uniform_streams_are_keyed_by_seed_and_key():
+    streams = uniform_streams(1, [3, 5], 1000).numpy()
+    np.testing.assert_array_equal(streams[1], uniform_streams(1, [5], 1000)[0])
+    assert not np.array_equal(streams[0], streams[1])
+    assert not np.array_equal(streams[0], uniform_streams(2, [3], 1000)[0])
+    assert 0 <= streams.min() and streams.max() < 1
