@@ -157,9 +157,9 @@ def create_reader(args, params):
         silence_threshold=silence_threshold if silence_threshold > MIN_SILENCE_THRESHOLD else None)
 
 
-def main():
+def main(argv=None):
     parser = get_arguments()
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.l2_regularization_strength < 0:
         parser.error('argument --l2_regularization_strength: must be 0 (off) or positive, '
                      f'got {args.l2_regularization_strength}')

@@ -1,0 +1,286 @@
+"""train.py on a tiny corpus: checkpoints and events, resuming, restoring elsewhere, one-line
+errors, stopping on a signal, and a NaN loss that leaves the last good checkpoint newest."""
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+from wavenet import optimizer_factory
+from wavenet.params import build_model
+from wavenet.training import create_checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, 'train.py')
+PARAMS = dict(filter_width=2, sample_rate=16000, dilations=[1, 2, 4, 8], residual_channels=8,
+              dilation_channels=8, quantization_channels=256, skip_channels=16, use_biases=True,
+              scalar_input=False, initial_filter_width=32)
+GC_CHANNELS = 4
+STEP_LINE = re.compile(r'^step (\d+) - loss = (\d+\.\d{3}), \(\d+\.\d{3} sec/step\)$', re.M)
+
+
+def write_corpus(root, speakers=(1, 2)):
+    """Two utterances per speaker: noisy tones, a quarter of a second each."""
+    rng = np.random.default_rng(0)
+    t = np.arange(4000) / 16000
+    for speaker in speakers:
+        for utterance in (1, 2):
+            tone = 0.5 * np.sin(2 * np.pi * 110 * (speaker + utterance) * t)
+            audio = tone * rng.uniform(0.5, 1.0, t.size)
+            path = root / f'p{speaker}' / f'p{speaker}_{utterance:03d}.wav'
+            path.parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(str(path), audio, 16000, subtype='PCM_16')
+    return root
+
+
+@pytest.fixture(scope='module')
+def corpus(tmp_path_factory):
+    root = write_corpus(tmp_path_factory.mktemp('corpus'))
+    (root / 'params.json').write_text(json.dumps(PARAMS))
+    return root
+
+
+def train_flags(corpus, *flags):
+    return [f'--data_dir={corpus}', f'--wavenet_params={corpus / "params.json"}',
+            '--sample_size=500', '--silence_threshold=0', *flags]
+
+
+def run_train(corpus, cwd, *flags):
+    return subprocess.run([sys.executable, TRAIN, *train_flags(corpus, *flags)], cwd=cwd,
+                          capture_output=True, text=True, timeout=180)
+
+
+def printed_steps(stdout):
+    return [(int(step), float(loss)) for step, loss in STEP_LINE.findall(stdout)]
+
+
+def saved_state(prefix, gc_channels=GC_CHANNELS, gc_cardinality=3):
+    """(step, optimizer iterations) restored from checkpoint ``prefix`` into a fresh network."""
+    net = build_model(PARAMS, gc_channels, gc_cardinality)
+    checkpoint = create_checkpoint(net, optimizer_factory['adam'](1e-3, 0.9))
+    checkpoint.restore(prefix).assert_existing_objects_matched()
+    return int(checkpoint.step.numpy()), int(checkpoint.optimizer.iterations.numpy())
+
+
+def checkpoint_numbers(logdir):
+    state = tf.train.get_checkpoint_state(str(logdir))
+    return [int(p.rsplit('-', 1)[1]) for p in state.all_model_checkpoint_paths]
+
+
+def events(logdir):
+    """``{tag: {step: value}}`` of the scalars, and the set of histogram tags, in ``logdir``."""
+    scalars, histograms = {}, set()
+    for name in os.listdir(logdir):
+        if not name.startswith('events.out.tfevents'):
+            continue
+        for record in tf.data.TFRecordDataset(os.path.join(logdir, name)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                plugin = value.metadata.plugin_data.plugin_name
+                if plugin == 'scalars':
+                    array = tf.make_ndarray(value.tensor)
+                    scalars.setdefault(value.tag, {})[event.step] = float(array)
+                elif plugin == 'histograms':
+                    histograms.add(value.tag)
+    return scalars, histograms
+
+
+@pytest.fixture(scope='module')
+def trained(corpus, tmp_path_factory):
+    """One run of six steps, saving every second step and keeping three checkpoints."""
+    cwd = tmp_path_factory.mktemp('run')
+    logdir = cwd / 'trained'
+    result = run_train(corpus, cwd, f'--logdir={logdir}', '--num_steps=6',
+                       '--checkpoint_every=2', '--max_checkpoints=3',
+                       f'--gc_channels={GC_CHANNELS}', '--histograms=true',
+                       '--store_metadata=true')
+    assert result.returncode == 0, result.stderr
+    return logdir, result
+
+
+def copy_of(logdir, tmp_path):
+    return shutil.copytree(logdir, tmp_path / 'logdir')
+
+
+def test_training_writes_checkpoints_description_and_events(trained):
+    logdir, result = trained
+    assert 'Detected --gc_cardinality=3' in result.stdout
+    assert f'Trying to restore saved checkpoints from {logdir} ... No checkpoint found.' \
+        in result.stdout
+    steps = printed_steps(result.stdout)
+    assert [s for s, _ in steps] == [0, 1, 2, 3, 4, 5]
+    assert abs(steps[0][1] - np.log(256)) < 0.5  # an untrained network is close to uniform
+    assert result.stdout.count(f'Storing checkpoint to {logdir} ... Done.') == 4  # 0, 2, 4, 5
+    assert checkpoint_numbers(logdir) == [2, 4, 5]
+    assert saved_state(str(logdir / 'model.ckpt-5')) == (5, 6)
+
+    description = json.loads((logdir / 'wavenet_params.json').read_text())
+    assert description == dict(PARAMS, gc_channels=GC_CHANNELS, gc_cardinality=3)
+
+    scalars, histograms = events(logdir)
+    assert set(scalars) == {'loss'}
+    assert sorted(scalars['loss']) == [0, 1, 2, 3, 4, 5]
+    for step, loss in steps:
+        assert abs(scalars['loss'][step] - loss) <= 0.0005
+    assert any('gc_embedding' in tag for tag in histograms)
+    assert os.listdir(logdir / 'plugins' / 'profile')  # --store_metadata profiled step 0
+
+
+def test_resume_continues_after_the_saved_step(trained, corpus, tmp_path):
+    logdir = copy_of(trained[0], tmp_path)
+    result = run_train(corpus, tmp_path, f'--logdir={logdir}', '--num_steps=9',
+                       '--checkpoint_every=2', f'--gc_channels={GC_CHANNELS}')
+    assert result.returncode == 0, result.stderr
+    assert f'  Checkpoint found: {logdir}/model.ckpt-5' in result.stdout
+    assert '  Global step was: 5' in result.stdout
+    assert [s for s, _ in printed_steps(result.stdout)] == [6, 7, 8]
+    assert checkpoint_numbers(logdir)[-1] == 8
+    assert saved_state(str(logdir / 'model.ckpt-8')) == (8, 9)  # Adam's state came along
+
+
+def test_restore_from_elsewhere_starts_at_step_zero_in_a_new_logdir(trained, corpus, tmp_path):
+    source = copy_of(trained[0], tmp_path)
+    result = run_train(corpus, tmp_path, f'--restore_from={source}',
+                       f'--logdir_root={tmp_path / "root"}', '--num_steps=2',
+                       f'--gc_channels={GC_CHANNELS}')
+    assert result.returncode == 0, result.stderr
+    assert f'  Checkpoint found: {source}/model.ckpt-5' in result.stdout
+    assert [s for s, _ in printed_steps(result.stdout)] == [0, 1]
+    logdir, = (tmp_path / 'root' / 'train').iterdir()
+    assert re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d', logdir.name)
+    assert checkpoint_numbers(logdir) == [0, 1]
+    assert saved_state(str(logdir / 'model.ckpt-1')) == (1, 8)  # 6 updates before, 2 here
+    assert checkpoint_numbers(source) == [2, 4, 5]  # the source is left alone
+
+
+@pytest.fixture
+def train_main(monkeypatch, tmp_path):
+    """``train.main`` run in this process, in an empty working directory."""
+    spec = importlib.util.spec_from_file_location('train_script', TRAIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(sys, 'argv', ['train.py'])
+    monkeypatch.chdir(tmp_path)
+    return module.main
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--logdir=a', '--logdir_root=b'],
+     '--logdir and --logdir_root cannot be specified at the same time.'),
+    (['--logdir=a', '--restore_from=b'],
+     '--logdir and --restore_from cannot be specified at the same time. This is to keep'),
+    (['--data_dir=missing'], '--data_dir missing: no such directory'),
+    (['--wavenet_params=missing.json'], 'missing.json: no such params file'),
+    (['--batch_size=0'], "argument --batch_size: must be a positive int, got '0'"),
+    (['--sample_size=-1'], "argument --sample_size: must be a positive int, got '-1'"),
+    (['--num_steps=1.5'], "argument --num_steps: must be a positive int, got '1.5'"),
+    (['--checkpoint_every=0'], "argument --checkpoint_every: must be a positive int"),
+    (['--learning_rate=0'], "argument --learning_rate: must be a positive float, got '0'"),
+    (['--max_checkpoints=0'], 'argument --max_checkpoints: must be a positive int'),
+    (['--l2_regularization_strength=-1'], 'argument --l2_regularization_strength: must be'),
+    (['--momentum=2'], 'argument --momentum: must be between 0 and 1, got 2.0'),
+    (['--histograms=yes'], "argument --histograms: expected true or false, got 'yes'"),
+    (['--optimizer=adagrad'], "argument --optimizer: invalid choice: 'adagrad'"),
+    (['--restore_from=nowhere'], '--restore_from nowhere: no checkpoint found there'),
+])
+def test_bad_flags_are_one_line_errors(train_main, corpus, tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(train_flags(corpus, *flags))
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f'train.py: error: {message}') and error.count('\n') == 1
+    assert os.listdir(tmp_path) == []  # nothing written
+
+
+def test_corpus_errors_are_one_line(train_main, tmp_path, capsys):
+    write_corpus(tmp_path / 'corpus')
+    (tmp_path / 'corpus' / 'unlabelled.wav').write_bytes(
+        (tmp_path / 'corpus' / 'p1' / 'p1_001.wav').read_bytes())
+    (tmp_path / 'params.json').write_text(json.dumps(PARAMS))
+    (tmp_path / 'empty').mkdir()
+    params = f'--wavenet_params={tmp_path / "params.json"}'
+    cases = [([f'--data_dir={tmp_path / "corpus"}', '--gc_channels=4'],
+              f"'{tmp_path / 'corpus' / 'unlabelled.wav'}' has no speaker id"),
+             ([f'--data_dir={tmp_path / "empty"}'], f"No audio files found in '{tmp_path}/empty'")]
+    for flags, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            train_main([*flags, params])
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err
+        assert error.startswith('train.py: error: ') and error.count('\n') == 1
+        assert message in error
+    assert not (tmp_path / 'logdir').exists()
+
+
+@pytest.mark.parametrize('gc_flag, params_change, field', [
+    ('--gc_channels=8', {}, '--gc_channels=8 does not match'),
+    (None, {}, '--gc_channels=None does not match'),
+    ('--gc_channels=4', {'residual_channels': 16}, '"residual_channels": 16 in --wavenet_params'),
+])
+def test_network_unlike_the_saved_description_is_refused(train_main, trained, corpus, tmp_path,
+                                                         capsys, gc_flag, params_change, field):
+    logdir = copy_of(trained[0], tmp_path)
+    (tmp_path / 'params.json').write_text(json.dumps(dict(PARAMS, **params_change)))
+    flags = train_flags(corpus, f'--logdir={logdir}') + [f'--wavenet_params={tmp_path}/params.json']
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(flags + ([gc_flag] if gc_flag else []))
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count('\n') == 1 and field in error and str(logdir) in error
+
+
+def test_error_from_the_command_line_is_exactly_one_line(corpus, tmp_path):
+    result = run_train(corpus, tmp_path, '--logdir=a', '--logdir_root=b')
+    assert result.returncode == 2
+    assert result.stderr == ('train.py: error: --logdir and --logdir_root cannot be specified '
+                             'at the same time.\n')
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_stop_signal_saves_a_checkpoint(corpus, tmp_path, signum):
+    logdir = tmp_path / 'logdir'
+    process = subprocess.Popen(
+        [sys.executable, TRAIN, *train_flags(corpus, f'--logdir={logdir}',
+                                             '--checkpoint_every=1000')],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith('step 3 -'):
+            process.send_signal(signum)
+            break
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    last_step = printed_steps(''.join(lines) + stdout)[-1][0]
+    assert 3 <= last_step < 1000
+    assert checkpoint_numbers(logdir) == [0, last_step]
+    assert saved_state(str(logdir / f'model.ckpt-{last_step}'), None, None) == \
+        (last_step, last_step + 1)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path):
+    logdir = tmp_path / 'logdir'
+    # A learning rate this absurd makes the logits overflow within a few steps.
+    result = run_train(corpus, tmp_path, f'--logdir={logdir}', '--optimizer=sgd',
+                       '--learning_rate=1e30', '--checkpoint_every=1', '--num_steps=50')
+    assert result.returncode == 1
+    message = result.stderr.splitlines()[-1]
+    match = re.fullmatch(r'train\.py: error: Loss is (NaN|infinite) at step (\d+); stopping\. '
+                         r'The last good checkpoint is (.*)\.', message)
+    assert match, message
+    nan_step = int(match.group(2))
+    steps = printed_steps(result.stdout)
+    assert nan_step >= 1 and [s for s, _ in steps] == list(range(nan_step))
+    assert all(np.isfinite(loss) for _, loss in steps)
+    assert match.group(3) == str(logdir / f'model.ckpt-{nan_step - 1}')
+    assert tf.train.latest_checkpoint(str(logdir)) == match.group(3)
