@@ -128,15 +128,15 @@ def _fast_loop(net):
 # -- the trained network -------------------------------------------------------------------
 
 def find_checkpoint(path):
-    """The checkpoint prefix for ``path``: a prefix, or a directory's newest checkpoint."""
-    if os.path.isdir(path):
-        prefix = tf.train.latest_checkpoint(path)
-        if prefix is None:
-            raise ValueError(f'no checkpoint in directory {path}')
-        return prefix
-    if not os.path.exists(path + '.index'):
-        raise ValueError(f'no checkpoint {path} (expected {path}.index)')
-    return path
+    """The checkpoint prefix for ``path`` (a prefix, or a directory: its newest checkpoint),
+    checked to be readable."""
+    prefix = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
+    if prefix is None:
+        raise ValueError(f'no checkpoint in directory {path}')
+    if not os.path.exists(prefix + '.index'):
+        raise ValueError(f'no checkpoint {prefix} (expected {prefix}.index)')
+    _checkpoint_shapes(prefix)
+    return prefix
 
 
 def network_description(prefix, params_path=None, gc_channels=None, gc_cardinality=None):
@@ -176,15 +176,7 @@ def check_checkpoint(prefix, description, source):
 
 def _checkpoint_fields(prefix):
     """What the weight shapes in a checkpoint say about the network's description."""
-    try:
-        variables = tf.train.list_variables(prefix)
-    except (tf.errors.OpError, ValueError) as e:
-        raise ValueError(f'cannot read checkpoint {prefix} ({type(e).__name__})') from None
-    shapes = {}
-    for key, shape in variables:
-        match = re.fullmatch(r'model/([^.]+)/\.ATTRIBUTES/VARIABLE_VALUE', key)
-        if match:
-            shapes[match.group(1)] = shape
+    shapes = _checkpoint_shapes(prefix)
     layers = [name for name in shapes if re.fullmatch(r'layer\d+/filter', name)]
     if 'causal_layer/kernel' not in shapes or 'layer0/filter' not in shapes:
         raise ValueError(f'{prefix} is not a WaveNet checkpoint (no model weights in it)')
@@ -202,6 +194,20 @@ def _checkpoint_fields(prefix):
     if fields['scalar_input']:
         fields['initial_filter_width'] = causal_width
     return fields
+
+
+def _checkpoint_shapes(prefix):
+    """``{weight path in the model: shape}`` of the model weights in a checkpoint."""
+    try:
+        variables = tf.train.list_variables(prefix)
+    except (tf.errors.OpError, ValueError) as e:
+        raise ValueError(f'cannot read checkpoint {prefix} ({type(e).__name__})') from None
+    shapes = {}
+    for key, shape in variables:
+        match = re.fullmatch(r'model/([^.]+)/\.ATTRIBUTES/VARIABLE_VALUE', key)
+        if match:
+            shapes[match.group(1)] = shape
+    return shapes
 
 
 def restore(net, prefix):
