@@ -66,7 +66,7 @@ def saved_state(prefix, gc_channels=GC_CHANNELS, gc_cardinality=3):
     """(step, optimizer iterations) restored from checkpoint ``prefix`` into a fresh network."""
     net = build_model(PARAMS, gc_channels, gc_cardinality)
     checkpoint = create_checkpoint(net, optimizer_factory['adam'](1e-3, 0.9))
-    checkpoint.restore(prefix).assert_existing_objects_matched()
+    checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
     return int(checkpoint.step.numpy()), int(checkpoint.optimizer.iterations.numpy())
 
 
@@ -137,13 +137,22 @@ def test_training_writes_checkpoints_description_and_events(trained):
 def test_resume_continues_after_the_saved_step(trained, corpus, tmp_path):
     logdir = copy_of(trained[0], tmp_path)
     result = run_train(corpus, tmp_path, f'--logdir={logdir}', '--num_steps=9',
-                       '--checkpoint_every=2', f'--gc_channels={GC_CHANNELS}')
+                       '--checkpoint_every=2', f'--gc_channels={GC_CHANNELS}',
+                       '--l2_regularization_strength=0.01')
     assert result.returncode == 0, result.stderr
     assert f'  Checkpoint found: {logdir}/model.ckpt-5' in result.stdout
     assert '  Global step was: 5' in result.stdout
-    assert [s for s, _ in printed_steps(result.stdout)] == [6, 7, 8]
+    steps = printed_steps(result.stdout)
+    assert [s for s, _ in steps] == [6, 7, 8]
     assert checkpoint_numbers(logdir)[-1] == 8
     assert saved_state(str(logdir / 'model.ckpt-8')) == (8, 9)  # Adam's state came along
+
+    scalars, _ = events(logdir)
+    assert set(scalars) == {'loss', 'l2_loss', 'total_loss'}
+    for step, printed in steps:  # what is printed is what was minimised: loss + L2
+        total = scalars['loss'][step] + 0.01 * scalars['l2_loss'][step]
+        assert abs(scalars['total_loss'][step] - total) < 1e-4
+        assert abs(printed - total) <= 0.0005
 
 
 def test_restore_from_elsewhere_starts_at_step_zero_in_a_new_logdir(trained, corpus, tmp_path):
@@ -235,6 +244,22 @@ def test_network_unlike_the_saved_description_is_refused(train_main, trained, co
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert error.count('\n') == 1 and field in error and str(logdir) in error
+
+
+def test_checkpoint_that_does_not_fit_is_a_one_line_error(train_main, trained, corpus, tmp_path,
+                                                          capsys):
+    logdir = copy_of(trained[0], tmp_path)
+    os.remove(logdir / 'wavenet_params.json')  # as if written by another tool
+    (tmp_path / 'params.json').write_text(json.dumps(dict(PARAMS, residual_channels=16)))
+    flags = train_flags(corpus, f'--logdir={logdir}', f'--gc_channels={GC_CHANNELS}')
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(flags + [f'--wavenet_params={tmp_path}/params.json'])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f'train.py: error: cannot restore {logdir}/model.ckpt-5 into this '
+                            'network: ')
+    assert error.count('\n') == 1
+    assert checkpoint_numbers(logdir) == [2, 4, 5]
 
 
 def test_error_from_the_command_line_is_exactly_one_line(corpus, tmp_path):

@@ -57,7 +57,9 @@ def create_checkpoint(net, optimizer):
 
 def check_network_description(directory, params, gc_channels, gc_cardinality):
     """Refuses (``ValueError`` naming the field) a network unlike the one whose description
-    was saved beside the checkpoints in ``directory``; a directory without one passes."""
+    was saved beside the checkpoints in ``directory``; a directory without either passes."""
+    if tf.train.latest_checkpoint(directory) is None:
+        return  # nothing to restore, so nothing to contradict
     saved = load_network_description(directory)
     if saved is None:
         return
@@ -80,11 +82,14 @@ def restore(checkpoint, directory):
         print(' No checkpoint found.')
         return None
     print(f'  Checkpoint found: {path}')
+    print('  Restoring...', end='', flush=True)
     try:
         checkpoint.restore(path).assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
+        print()
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f'cannot restore {path} into this network: {reason}') from None
+    print(' Done.')
     step = int(checkpoint.step.numpy())
     print(f'  Global step was: {step}')
     return step
