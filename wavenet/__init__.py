@@ -2,12 +2,12 @@
 from .audio_reader import AudioReader
 from .model import WaveNetModel
 from .ops import (
-           batch_to_time,
-           causal_conv,
-           mu_law_decode,
-           mu_law_encode,
-           optimizer_factory,
-           time_to_batch,
+    batch_to_time,
+    causal_conv,
+    mu_law_decode,
+    mu_law_encode,
+    optimizer_factory,
+    time_to_batch,
 )
 
 __all__ = ['AudioReader', 'WaveNetModel', 'batch_to_time', 'causal_conv', 'mu_law_decode',
