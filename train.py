@@ -182,6 +182,8 @@ def main(argv=None):
     try:
         saved_step = restore(checkpoint, restore_from)
     except ValueError as e:
+        # Otherwise TensorFlow lists every value it did not restore as the process exits.
+        tf.get_logger().setLevel('ERROR')
         parser.error(str(e))
     # Restoring from another directory starts a new training (step 0) from its weights.
     continuing = os.path.realpath(restore_from) == os.path.realpath(logdir)

@@ -84,7 +84,9 @@ def restore(checkpoint, directory):
     print(f'  Checkpoint found: {path}')
     print('  Restoring...', end='', flush=True)
     try:
-        checkpoint.restore(path).assert_existing_objects_matched()
+        # Partial only in what the checkpoint holds beyond this object (its save counter);
+        # every weight and optimizer slot here must be matched.
+        checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         print()
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
