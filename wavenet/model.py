@@ -322,14 +322,16 @@ class WaveNetModel(keras.Model):
     # -- incremental prediction -------------------------------------------------------
     #
     # The incremental state is ``(position, queues)``: ``position`` counts the codes pushed,
-    # and queue ``i`` is a ring buffer ``[length_i, B, channels_i]`` of conv layer ``i``'s last
-    # ``length_i = (width - 1) * dilation`` inputs, the input of time ``t`` in row
-    # ``t % length_i``. A ring buffer is written in place; a shifting FIFO would copy every
-    # queue at every step.
+    # and queue ``i`` is a ring buffer ``[length_i + 1, B, channels_i]`` of conv layer ``i``'s
+    # inputs, the input of time ``t`` in row ``t % (length_i + 1)``; the last
+    # ``length_i = (width - 1) * dilation`` of them are the layer's past taps. A ring buffer is
+    # written in place, where a shifting FIFO would copy every queue at every step. The spare
+    # row lets a step write its input before it reads its taps: a read of the old buffer
+    # beside a write to it would make XLA copy the whole buffer.
 
     def zero_incremental_state(self, batch_size):
         """The state of ``reset_incremental_state``: zero input before the first code."""
-        return tf.constant(0), [tf.zeros([length, batch_size, layer.input_channels])
+        return tf.constant(0), [tf.zeros([length + 1, batch_size, layer.input_channels])
                                 for layer, length in zip(self.conv_layers, self.queue_lengths)]
 
     def reset_incremental_state(self):
@@ -368,16 +370,16 @@ class WaveNetModel(keras.Model):
         new_queues = []
 
         def taps_for(i, value, layer):
-            length = self.queue_lengths[i]
-            if not length:
+            size = self.queue_lengths[i] + 1
+            if size == 1:
                 new_queues.append(queues[i])
                 return [value]
-            # The oldest input (tap 0) sits in the row the newest one overwrites.
-            slot = position % length
-            rows = (slot + tf.range(layer.filter_width - 1) * layer.dilation) % length
-            past = tf.gather(queues[i], rows)
-            new_queues.append(tf.tensor_scatter_nd_update(queues[i], [[slot]],
-                                                          tf.transpose(value, [1, 0, 2])))
+            queue = tf.tensor_scatter_nd_update(queues[i], [[position % size]],
+                                                tf.transpose(value, [1, 0, 2]))
+            new_queues.append(queue)
+            # Tap k lies (width - 1 - k) * dilation steps in the past.
+            ago = tf.range(layer.filter_width - 1, 0, -1) * layer.dilation
+            past = tf.gather(queue, (position - ago) % size)
             return [tap[:, tf.newaxis] for tap in tf.unstack(past)] + [value]
 
         network_input = self.encode_codes(codes[:, tf.newaxis])
@@ -395,7 +397,8 @@ class WaveNetModel(keras.Model):
             # layer input (and so every queue) equal to the step-by-step one.
             length = self.queue_lengths[i]
             padded = tf.pad(value, [[0, 0], [length, 0], [0, 0]])
-            tails.append(tf.ensure_shape(padded[:, length_of_input:], [None, length, None]))
+            tail = tf.pad(padded, [[0, 0], [1, 0], [0, 0]])[:, length_of_input:]
+            tails.append(tf.ensure_shape(tail, [None, length + 1, None]))
             return causal_taps(padded, layer.filter_width, layer.dilation)
 
         logits = self._network(self.encode_codes(codes), gc_embedding, taps_for,
@@ -405,10 +408,8 @@ class WaveNetModel(keras.Model):
 
 
 def _ring_buffer(tail, position):
-    """The ring buffer holding ``tail`` [B, length, C], the inputs up to ``position`` - 1."""
-    length = tail.shape[1]
-    time_major = tf.transpose(tail, [1, 0, 2])
-    return tf.roll(time_major, position % length, axis=0) if length else time_major
+    """The ring buffer holding ``tail`` [B, size, C], the inputs up to ``position`` - 1."""
+    return tf.roll(tf.transpose(tail, [1, 0, 2]), position % tail.shape[1], axis=0)
 
 
 def _probabilities(logits):
