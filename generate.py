@@ -4,7 +4,6 @@ The network description saved beside the checkpoint is used when present, so the
 checkpoint and ``--gc_id`` are all a conditioned network needs. See the README.
 """
 import argparse
-import contextlib
 import datetime
 import math
 import os
@@ -14,31 +13,15 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import wavenet  # noqa: E402, F401  (first: it loads TensorFlow with its start-up logs muted)
 
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """TensorFlow's C++ libraries log while they load and first touch a device, before
-    TF_CPP_MIN_LOG_LEVEL is read; below the default level 2 nothing is hidden."""
-    if os.environ['TF_CPP_MIN_LOG_LEVEL'] in ('0', '1'):
-        yield
-        return
-    saved = os.dup(2)
-    with open(os.devnull, 'w') as devnull:
-        os.dup2(devnull.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+# isort: split
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
-
-with native_stderr_silenced():
-    import numpy as np
-    import tensorflow as tf
-
-    from wavenet import WaveNetModel, generation, mu_law_decode
-    from wavenet.cli import ArgumentParser, positive, str_to_bool
-    from wavenet.params import build_model
+from wavenet import WaveNetModel, generation, mu_law_decode  # noqa: E402
+from wavenet.cli import ArgumentParser, native_stderr_silenced, positive, str_to_bool  # noqa: E402
+from wavenet.params import build_model  # noqa: E402
 
 SAMPLES = 16000
 TEMPERATURE = 1.0

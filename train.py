@@ -4,33 +4,15 @@ This script trains a network with the WaveNet using data from the VCTK corpus,
 which can be freely downloaded at the following site (~10 GB):
 http://homepages.inf.ed.ac.uk/jyamagis/page3/page58/page58.html
 """
-import contextlib
 import os
+from datetime import datetime
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import wavenet  # noqa: E402, F401  (first: it loads TensorFlow with its start-up logs muted)
 
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """TensorFlow's C++ libraries log while they load, before TF_CPP_MIN_LOG_LEVEL is read;
-    below the default level 2 nothing is hidden."""
-    if os.environ['TF_CPP_MIN_LOG_LEVEL'] in ('0', '1'):
-        yield
-        return
-    saved = os.dup(2)
-    with open(os.devnull, 'w') as devnull:
-        os.dup2(devnull.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-with native_stderr_silenced():
-    import tensorflow as tf  # noqa: E402
-
-from datetime import datetime  # noqa: E402
+# isort: split
+import tensorflow as tf  # noqa: E402
 
 from wavenet import WaveNetModel, optimizer_factory  # noqa: E402
 from wavenet.audio_reader import MIN_SILENCE_THRESHOLD, AudioReader  # noqa: E402

@@ -1,5 +1,10 @@
-"""Helpers shared by the command-line tools: flag types and one-line errors."""
+"""Helpers shared by the command-line tools: flag types, one-line errors, quiet start-up.
+
+Imports no TensorFlow, so that ``wavenet/__init__`` can use it around TensorFlow's import.
+"""
 import argparse
+import contextlib
+import os
 import sys
 
 
@@ -38,3 +43,22 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         fail(self.prog, message)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Mutes the process's stderr (file descriptor 2) while TensorFlow's C++ libraries load
+    or first touch a device: they log before ``TF_CPP_MIN_LOG_LEVEL`` is read, and a tool's
+    error must stay one line. Only when that level asks for quiet (2 or 3, as the tools
+    set it); Python exceptions still print, after the block."""
+    if os.environ.get('TF_CPP_MIN_LOG_LEVEL', '0') in ('0', '1'):
+        yield
+        return
+    saved = os.dup(2)
+    with open(os.devnull, 'w') as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
