@@ -143,12 +143,14 @@ def main():
 
     # Chunks that divide --save_every make every save land on a multiple of it.
     chunk = math.gcd(args.save_every, generation.CHUNK) if args.save_every else generation.CHUNK
-    chunks, done, began = [], 0, time.perf_counter()
+    chunks, done, chunk_began = [], 0, time.perf_counter()
     for codes in generation.generate(net, start, noise[:, 1:], args.gc_id, args.temperature,
                                      args.fast_generation, chunk):
         chunks.append(codes.numpy())
         done += codes.shape[1]
-        rate = done / (time.perf_counter() - began)
+        # The rate of the latest chunk: the first one also pays for compiling the loop.
+        now = time.perf_counter()
+        rate, chunk_began = codes.shape[1] / (now - chunk_began), now
         print(f'\rSample {done}/{args.samples} ({rate:.0f} samples/s'
               f'{" per speaker" if len(keys) > 1 else ""})', end='', file=sys.stderr, flush=True)
         if args.save_every and done % args.save_every == 0 and done < args.samples:
