@@ -20,7 +20,14 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from wavenet import WaveNetModel, generation, mu_law_decode  # noqa: E402
-from wavenet.cli import ArgumentParser, native_stderr_silenced, positive, str_to_bool  # noqa: E402
+from wavenet.cli import (  # noqa: E402
+    ArgumentParser,
+    check_output_directory,
+    check_output_file,
+    native_stderr_silenced,
+    positive,
+    str_to_bool,
+)
 from wavenet.params import build_model  # noqa: E402
 
 SAMPLES = 16000
@@ -38,6 +45,17 @@ def speaker_ids(value):
 
 
 speaker_ids.__name__ = 'speaker ids'
+
+
+def random_seed(value):
+    """An argparse type: a seed for TensorFlow's stateless random ops (a 64-bit int)."""
+    try:
+        seed = int(value)
+    except ValueError:
+        seed = None
+    if seed is None or not -2 ** 63 <= seed < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"expected a 64-bit integer, got '{value}'")
+    return seed
 
 
 def get_arguments():
@@ -70,7 +88,7 @@ def get_arguments():
     parser.add_argument('--gc_id', type=speaker_ids, default=None,
                         help='ID of category to generate, if globally conditioned; several '
                              'separated by commas are generated together')
-    parser.add_argument('--seed', type=int, default=None,
+    parser.add_argument('--seed', type=random_seed, default=None,
                         help='Random seed; the same seed gives the same audio (default random)')
     return parser, parser.parse_args()
 
@@ -101,6 +119,11 @@ def prepare(args):
     flag, file or value at fault; checks run before the model is built where they can."""
     if args.save_every and not args.wav_out_path:
         raise ValueError('--save_every needs --wav_out_path')
+    # Outputs are written after generating: a path that cannot be written would lose it all.
+    if args.wav_out_path:
+        for path in generation.wav_paths(args.wav_out_path, args.gc_id or [0]):
+            check_output_file(path, '--wav_out_path')
+    check_output_directory(args.logdir, '--logdir')
     prefix = generation.find_checkpoint(args.checkpoint)
     description, source = generation.network_description(
         prefix, args.wavenet_params, args.gc_channels, args.gc_cardinality)

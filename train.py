@@ -16,7 +16,15 @@ import tensorflow as tf  # noqa: E402
 
 from wavenet import WaveNetModel, optimizer_factory  # noqa: E402
 from wavenet.audio_reader import MIN_SILENCE_THRESHOLD, AudioReader  # noqa: E402
-from wavenet.cli import ArgumentParser, fail, positive, str_to_bool  # noqa: E402
+from wavenet.cli import (  # noqa: E402
+    ArgumentParser,
+    check_output_directory,
+    fail,
+    native_stderr_silenced,
+    non_negative_int,
+    positive,
+    str_to_bool,
+)
 from wavenet.params import build_model, load_params, save_network_description  # noqa: E402
 from wavenet.training import (  # noqa: E402
     TrainingDiverged,
@@ -77,9 +85,9 @@ def get_arguments():
     parser.add_argument('--wavenet_params', type=str, default=WAVENET_PARAMS,
                         help='JSON file with the network parameters. Default: '
                         + WAVENET_PARAMS + '.')
-    parser.add_argument('--sample_size', type=positive(int), default=SAMPLE_SIZE,
-                        help='Concatenate and cut audio samples to this many samples. '
-                        'Default: ' + str(SAMPLE_SIZE) + '.')
+    parser.add_argument('--sample_size', type=non_negative_int, default=SAMPLE_SIZE,
+                        help='Concatenate and cut audio samples to this many samples; 0 trains '
+                        'on whole clips. Default: ' + str(SAMPLE_SIZE) + '.')
     parser.add_argument('--l2_regularization_strength', type=float,
                         default=L2_REGULARIZATION_STRENGTH,
                         help='Coefficient in the L2 regularization. Default: 0 (off).')
@@ -117,6 +125,10 @@ def validate_directories(args):
     if logdir is None:
         logdir = os.path.join(args.logdir_root or LOGDIR_ROOT, 'train', STARTED_DATESTRING)
         print(f'Using default logdir: {logdir}')
+    if args.logdir:
+        check_output_directory(args.logdir, '--logdir')
+    else:
+        check_output_directory(args.logdir_root or LOGDIR_ROOT, '--logdir_root')
     restore_from = args.restore_from
     if restore_from is None:
         restore_from = logdir
@@ -135,14 +147,14 @@ def create_reader(args, params):
     return AudioReader(
         args.data_dir, sample_rate=params['sample_rate'],
         gc_enabled=args.gc_channels is not None, receptive_field=receptive_field,
-        sample_size=args.sample_size,
+        sample_size=args.sample_size or None,
         silence_threshold=silence_threshold if silence_threshold > MIN_SILENCE_THRESHOLD else None)
 
 
 def main(argv=None):
     parser = get_arguments()
     args = parser.parse_args(argv)
-    if args.l2_regularization_strength < 0:
+    if not args.l2_regularization_strength >= 0:  # NaN too
         parser.error('argument --l2_regularization_strength: must be 0 (off) or positive, '
                      f'got {args.l2_regularization_strength}')
     if not 0 <= args.momentum <= 1:  # Keras' SGD refuses anything else
@@ -158,15 +170,19 @@ def main(argv=None):
     except ValueError as e:
         parser.error(str(e))
 
-    net = build_model(params, args.gc_channels, gc_cardinality, args.histograms)
-    optimizer = optimizer_factory[args.optimizer](args.learning_rate, args.momentum)
-    checkpoint = create_checkpoint(net, optimizer)
+    with native_stderr_silenced():  # TensorFlow logs as it first touches a device
+        net = build_model(params, args.gc_channels, gc_cardinality, args.histograms)
+        optimizer = optimizer_factory[args.optimizer](args.learning_rate, args.momentum)
+        checkpoint = create_checkpoint(net, optimizer)
     try:
         saved_step = restore(checkpoint, restore_from)
     except ValueError as e:
         # Otherwise TensorFlow lists every value it did not restore as the process exits.
         tf.get_logger().setLevel('ERROR')
         parser.error(str(e))
+    # Keras keeps the learning rate in the optimizer's saved state; the flag given now wins,
+    # as in the original, whose rate was part of the graph and never saved.
+    optimizer.learning_rate = args.learning_rate
     # Restoring from another directory starts a new training (step 0) from its weights.
     continuing = os.path.realpath(restore_from) == os.path.realpath(logdir)
     first_step = saved_step + 1 if continuing and saved_step is not None else 0

@@ -87,6 +87,8 @@ def test_pieces_overlap_by_receptive_field_and_cover_every_sample_once():
     np.testing.assert_array_equal(np.concatenate([p[5:] for p in pieces]), audio)
     whole, = cut_pieces(audio, receptive_field=5, sample_size=None)
     np.testing.assert_array_equal(whole, np.concatenate([np.zeros(5), audio]))
+    zero, = cut_pieces(audio, receptive_field=5, sample_size=0)  # 0 is "whole clips" too
+    np.testing.assert_array_equal(zero, whole)
 
 
 def test_batches_pad_shorter_pieces_with_zeros(tmp_path):

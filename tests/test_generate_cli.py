@@ -177,3 +177,18 @@ def test_bad_input_is_one_line_and_exit_2(error_runs, case):
     assert result.stderr.startswith('generate.py: error: ')
     assert ERRORS[case][1] in result.stderr
     assert os.listdir(outputs) == []
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--wav_out_path', '{root}'], 'is a directory'),
+    (['--wav_out_path', '{root}/missing/out.wav'], 'no such directory'),
+    (['--wav_out_path', '{params}/out.wav'], 'no such directory'),
+    (['--logdir', '{params}'], 'is a file, not a directory'),
+    (['--seed', '1' + '0' * 30], 'argument --seed: expected a 64-bit integer'),
+])
+def test_outputs_that_cannot_be_written_are_refused_before_generating(files, flags, message):
+    flags = [flag.format(**files) for flag in flags]
+    result = run_generate(files['prefix'], '--gc_id', 1, '--samples', 50, *flags)
+    assert result.returncode == 2
+    assert result.stderr.startswith('generate.py: error: ') and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

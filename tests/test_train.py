@@ -155,6 +155,17 @@ def test_resume_continues_after_the_saved_step(trained, corpus, tmp_path):
         assert abs(printed - total) <= 0.0005
 
 
+def test_learning_rate_flag_wins_over_the_restored_one(trained, corpus, tmp_path):
+    # Keras saves the learning rate with the optimizer; the original's flag always applied.
+    logdir = copy_of(trained[0], tmp_path)
+    result = run_train(corpus, tmp_path, f'--logdir={logdir}', '--num_steps=7',
+                       '--learning_rate=0.25', f'--gc_channels={GC_CHANNELS}')
+    assert result.returncode == 0, result.stderr
+    saved = tf.train.load_variable(str(logdir / 'model.ckpt-6'),
+                                   'optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE')
+    assert saved == pytest.approx(0.25)
+
+
 def test_restore_from_elsewhere_starts_at_step_zero_in_a_new_logdir(trained, corpus, tmp_path):
     source = copy_of(trained[0], tmp_path)
     result = run_train(corpus, tmp_path, f'--restore_from={source}',
@@ -189,7 +200,11 @@ def train_main(monkeypatch, tmp_path):
     (['--data_dir=missing'], '--data_dir missing: no such directory'),
     (['--wavenet_params=missing.json'], 'missing.json: no such params file'),
     (['--batch_size=0'], "argument --batch_size: must be a positive int, got '0'"),
-    (['--sample_size=-1'], "argument --sample_size: must be a positive int, got '-1'"),
+    (['--sample_size=-1'], "argument --sample_size: must be an integer >= 0, got '-1'"),
+    (['--learning_rate=inf'], "argument --learning_rate: must be a positive float, got 'inf'"),
+    (['--l2_regularization_strength=nan'], 'argument --l2_regularization_strength: must be'),
+    (['--logdir=params.json'], '--logdir params.json: '),
+    (['--logdir_root=params.json/sub'], '--logdir_root params.json/sub: '),
     (['--num_steps=1.5'], "argument --num_steps: must be a positive int, got '1.5'"),
     (['--checkpoint_every=0'], "argument --checkpoint_every: must be a positive int"),
     (['--learning_rate=0'], "argument --learning_rate: must be a positive float, got '0'"),
@@ -201,12 +216,13 @@ def train_main(monkeypatch, tmp_path):
     (['--restore_from=nowhere'], '--restore_from nowhere: no checkpoint found there'),
 ])
 def test_bad_flags_are_one_line_errors(train_main, corpus, tmp_path, capsys, flags, message):
+    (tmp_path / 'params.json').write_text('{}')  # a file where a directory is asked for
     with pytest.raises(SystemExit) as exit_info:
         train_main(train_flags(corpus, *flags))
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith(f'train.py: error: {message}') and error.count('\n') == 1
-    assert os.listdir(tmp_path) == []  # nothing written
+    assert os.listdir(tmp_path) == ['params.json']  # nothing written
 
 
 def test_corpus_errors_are_one_line(train_main, tmp_path, capsys):

@@ -60,9 +60,10 @@ def trim_silence(audio, threshold, frame_length=FRAME_LENGTH):
 def cut_pieces(audio, receptive_field, sample_size=None):
     """Front-pads ``audio`` with ``receptive_field`` zeros and cuts it into pieces of
     ``receptive_field + sample_size`` samples that overlap by ``receptive_field``, so
-    every sample is predicted exactly once; ``sample_size`` None keeps the whole clip."""
+    every sample is predicted exactly once; ``sample_size`` None or 0 keeps the whole clip
+    (the original's ``if sample_size``)."""
     audio = np.pad(audio, (receptive_field, 0))
-    if sample_size is None:
+    if not sample_size:
         return [audio]
     pieces = []
     while len(audio) > receptive_field:

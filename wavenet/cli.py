@@ -4,6 +4,7 @@ Imports no TensorFlow, so that ``wavenet/__init__`` can use it around TensorFlow
 """
 import argparse
 import contextlib
+import math
 import os
 import sys
 
@@ -25,11 +26,45 @@ def positive(kind):
             number = kind(value)
         except ValueError:
             number = None
-        if number is None or not number > 0:
+        if number is None or not (number > 0 and math.isfinite(number)):
             raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, got '{value}'")
         return number
     parse.__name__ = f'positive {kind.__name__}'
     return parse
+
+
+def non_negative_int(value):
+    """An argparse type: an int >= 0."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got '{value}'")
+    return number
+
+
+def check_output_file(path, flag):
+    """Refuses (``ValueError``) an output file that could not be written, before any work."""
+    if os.path.isdir(path):
+        raise ValueError(f'{flag} {path}: is a directory, expected a file name')
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f'{flag} {path}: no such directory {parent}')
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f'{flag} {path}: directory {parent} is not writable')
+
+
+def check_output_directory(path, flag):
+    """Refuses (``ValueError``) a directory that could not be created or written, because a
+    file stands where it or one of its parents should be."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f'{flag} {path}: {existing} is a file, not a directory')
+    if not os.access(existing, os.W_OK):
+        raise ValueError(f'{flag} {path}: {existing} is not writable')
 
 
 def fail(prog, message, status=2):

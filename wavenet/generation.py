@@ -5,6 +5,7 @@ carrying the network's incremental state (one queue per conv layer) from chunk t
 so Python only sees progress. Randomness comes in as uniform noise, one stream per batch
 row keyed by ``(seed, key)``: a row generates the same audio alone or in a batch.
 """
+import contextlib
 import os
 import re
 import weakref
@@ -178,7 +179,9 @@ def _checkpoint_fields(prefix):
     """What the weight shapes in a checkpoint say about the network's description."""
     shapes = _checkpoint_shapes(prefix)
     layers = [name for name in shapes if re.fullmatch(r'layer\d+/filter', name)]
-    if 'causal_layer/kernel' not in shapes or 'layer0/filter' not in shapes:
+    required = ('causal_layer/kernel', 'layer0/filter', 'layer0/skip',
+                'postprocessing/postprocess2')
+    if not all(name in shapes for name in required):
         raise ValueError(f'{prefix} is not a WaveNet checkpoint (no model weights in it)')
     causal_width, input_channels, _ = shapes['causal_layer/kernel']
     filter_width, residual_channels, dilation_channels = shapes['layer0/filter']
@@ -246,5 +249,11 @@ def write_wav(path, audio, sample_rate):
     """Writes mono float ``audio`` as 16-bit PCM; atomically, so a reader (or a crash)
     never sees half a file."""
     temporary = f'{path}.tmp'
-    soundfile.write(temporary, np.asarray(audio), sample_rate, subtype='PCM_16', format='WAV')
-    os.replace(temporary, path)
+    try:
+        soundfile.write(temporary, np.asarray(audio), sample_rate, subtype='PCM_16',
+                        format='WAV')
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise

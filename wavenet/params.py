@@ -33,6 +33,9 @@ def load_params(path):
             raise ValueError(f'{path}: "{key}" must be a positive integer, got {value!r}')
         if kind is bool and not isinstance(value, bool):
             raise ValueError(f'{path}: "{key}" must be true or false, got {value!r}')
+    if params['quantization_channels'] < 2:
+        raise ValueError(f'{path}: "quantization_channels" must be at least 2, '
+                         f'got {params["quantization_channels"]}')
     dilations = params['dilations']
     if not dilations or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
                                 for d in dilations):
