@@ -19,7 +19,7 @@ import wavenet  # noqa: E402, F401  (first: it loads TensorFlow with its start-u
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from wavenet import WaveNetModel, generation, mu_law_decode  # noqa: E402
+from wavenet import generation, mu_law_decode  # noqa: E402
 from wavenet.cli import (  # noqa: E402
     ArgumentParser,
     check_output_directory,
@@ -28,7 +28,7 @@ from wavenet.cli import (  # noqa: E402
     positive,
     str_to_bool,
 )
-from wavenet.params import build_model  # noqa: E402
+from wavenet.params import build_model, receptive_field  # noqa: E402
 
 SAMPLES = 16000
 TEMPERATURE = 1.0
@@ -129,13 +129,11 @@ def prepare(args):
         prefix, args.wavenet_params, args.gc_channels, args.gc_cardinality)
     check_speakers(description, args.gc_id)
     generation.check_checkpoint(prefix, description, source)
-    receptive_field = WaveNetModel.calculate_receptive_field(
-        description['filter_width'], description['dilations'], description['scalar_input'],
-        description['initial_filter_width'])
     clip = None
     if args.wav_seed is not None:
         clip = generation.load_clip(args.wav_seed, description['sample_rate'],
-                                    description['quantization_channels'], receptive_field)
+                                    description['quantization_channels'],
+                                    receptive_field(description))
     net = build_model(description, description['gc_channels'], description['gc_cardinality'])
     generation.restore(net, prefix)
     return net, prefix, description, clip

@@ -14,8 +14,8 @@ import wavenet  # noqa: E402, F401  (first: it loads TensorFlow with its start-u
 # isort: split
 import tensorflow as tf  # noqa: E402
 
-from wavenet import WaveNetModel, optimizer_factory  # noqa: E402
-from wavenet.audio_reader import MIN_SILENCE_THRESHOLD, AudioReader  # noqa: E402
+from wavenet import optimizer_factory  # noqa: E402
+from wavenet.audio_reader import AudioReader  # noqa: E402
 from wavenet.cli import (  # noqa: E402
     ArgumentParser,
     check_output_directory,
@@ -25,7 +25,12 @@ from wavenet.cli import (  # noqa: E402
     positive,
     str_to_bool,
 )
-from wavenet.params import build_model, load_params, save_network_description  # noqa: E402
+from wavenet.params import (  # noqa: E402
+    build_model,
+    load_params,
+    receptive_field,
+    save_network_description,
+)
 from wavenet.training import (  # noqa: E402
     TrainingDiverged,
     check_network_description,
@@ -140,15 +145,11 @@ def validate_directories(args):
 def create_reader(args, params):
     if not os.path.isdir(args.data_dir):
         raise ValueError(f'--data_dir {args.data_dir}: no such directory')
-    receptive_field = WaveNetModel.calculate_receptive_field(
-        params['filter_width'], params['dilations'], params['scalar_input'],
-        params['initial_filter_width'])
-    silence_threshold = args.silence_threshold
+    # The reader treats a threshold <= MIN_SILENCE_THRESHOLD as "do not trim".
     return AudioReader(
         args.data_dir, sample_rate=params['sample_rate'],
-        gc_enabled=args.gc_channels is not None, receptive_field=receptive_field,
-        sample_size=args.sample_size or None,
-        silence_threshold=silence_threshold if silence_threshold > MIN_SILENCE_THRESHOLD else None)
+        gc_enabled=args.gc_channels is not None, receptive_field=receptive_field(params),
+        sample_size=args.sample_size or None, silence_threshold=args.silence_threshold)
 
 
 def main(argv=None):

@@ -17,6 +17,7 @@ import tensorflow as tf
 from .audio_reader import load_audio, trim_silence
 from .ops import mu_law_encode
 from .params import PARAM_TYPES, load_network_description, load_params
+from .training import restore_exactly
 
 # Samples per compiled call: small enough to show progress, large enough that the call
 # overhead (about a millisecond) is noise.
@@ -215,12 +216,7 @@ def _checkpoint_shapes(prefix):
 
 def restore(net, prefix):
     """Loads the weights of checkpoint ``prefix`` into ``net``; every weight must match."""
-    try:
-        status = tf.train.Checkpoint(model=net).restore(prefix).expect_partial()
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f'{prefix} does not match the network: {first_line}') from None
+    restore_exactly(tf.train.Checkpoint(model=net), prefix)
 
 
 # -- files ---------------------------------------------------------------------------------

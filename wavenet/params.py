@@ -43,6 +43,13 @@ def load_params(path):
     return params
 
 
+def receptive_field(params):
+    """The receptive field of the network ``params`` describes, without building it."""
+    return WaveNetModel.calculate_receptive_field(
+        params['filter_width'], params['dilations'], params['scalar_input'],
+        params['initial_filter_width'])
+
+
 def build_model(params, gc_channels=None, gc_cardinality=None, histograms=False):
     """The ``WaveNetModel`` that ``params`` (a loaded params dict) describes."""
     return WaveNetModel(

@@ -84,17 +84,26 @@ def restore(checkpoint, directory):
     print(f'  Checkpoint found: {path}')
     print('  Restoring...', end='', flush=True)
     try:
-        # Partial only in what the checkpoint holds beyond this object (its save counter);
-        # every weight and optimizer slot here must be matched.
-        checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        restore_exactly(checkpoint, path)
+    except ValueError:
         print()
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f'cannot restore {path} into this network: {reason}') from None
+        raise
     print(' Done.')
     step = int(checkpoint.step.numpy())
     print(f'  Global step was: {step}')
     return step
+
+
+def restore_exactly(checkpoint, prefix):
+    """Restores checkpoint ``prefix`` into ``checkpoint``'s objects, every one of which must be
+    matched; a mismatch is a one-line ``ValueError`` instead of TensorFlow's report."""
+    try:
+        # Partial only in what the file holds beyond these objects (e.g. the optimizer when
+        # generation restores the model alone, or the save counter).
+        checkpoint.restore(prefix).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f'cannot restore {prefix} into this network: {reason}') from None
 
 
 def save(manager, step):
