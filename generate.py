@@ -1,7 +1,8 @@
 """Generates audio from a trained WaveNet checkpoint: ``python generate.py CHECKPOINT``.
 
 The network description saved beside the checkpoint is used when present, so the
-checkpoint and ``--gc_id`` are all a conditioned network needs. See the README.
+checkpoint and ``--gc_id`` are all a conditioned network needs; a vocoder also needs the
+features to voice (``--lc_wav`` or ``--lc_features``). See the README.
 """
 import argparse
 import datetime
@@ -28,6 +29,7 @@ from wavenet.cli import (  # noqa: E402
     positive,
     str_to_bool,
 )
+from wavenet.features import MelFeatures  # noqa: E402
 from wavenet.params import build_model, receptive_field  # noqa: E402
 
 SAMPLES = 16000
@@ -63,8 +65,9 @@ def get_arguments():
     parser.add_argument('checkpoint', type=str,
                         help='Which model checkpoint to generate from: a prefix such as '
                              'logdir/train/DATE/model.ckpt-80000, or a directory (its newest)')
-    parser.add_argument('--samples', type=positive(int), default=SAMPLES,
-                        help='How many waveform samples to generate')
+    parser.add_argument('--samples', type=positive(int), default=None,
+                        help=f'How many waveform samples to generate (default {SAMPLES}; '
+                             'for a vocoder, all that its features describe)')
     parser.add_argument('--temperature', type=positive(float), default=TEMPERATURE,
                         help='Sampling temperature: below 1 sharpens the distribution')
     parser.add_argument('--logdir', type=str, default=LOGDIR,
@@ -88,6 +91,11 @@ def get_arguments():
     parser.add_argument('--gc_id', type=speaker_ids, default=None,
                         help='ID of category to generate, if globally conditioned; several '
                              'separated by commas are generated together')
+    parser.add_argument('--lc_wav', type=str, default=None,
+                        help='Vocoder: voice the mel features of this wav (copy synthesis)')
+    parser.add_argument('--lc_features', type=str, default=None,
+                        help='Vocoder: voice these features, a .npy of [frames, lc_channels] '
+                             'float32 log-mel frames (see wavenet/features.py)')
     parser.add_argument('--seed', type=random_seed, default=None,
                         help='Random seed; the same seed gives the same audio (default random)')
     return parser, parser.parse_args()
@@ -114,6 +122,35 @@ def check_speakers(description, gc_ids):
         raise ValueError(f'--gc_id lists a speaker twice: {gc_ids}')
 
 
+def local_condition(args, description):
+    """``(frames, reference audio)`` for a vocoder, ``(None, None)`` otherwise; and sets
+    ``args.samples`` when not given. The checks of SPEC section 9."""
+    features = MelFeatures.from_params(description)
+    given = [flag for flag in ('lc_wav', 'lc_features') if getattr(args, flag) is not None]
+    if features is None:
+        if given:
+            raise ValueError(f'--{given[0]} given, but the network is not locally conditioned '
+                             '(no lc_channels in its description)')
+        args.samples = args.samples or SAMPLES
+        return None, None
+    if not given:
+        raise ValueError(f'the network is a vocoder (lc_channels {features.channels}): give '
+                         'the features to voice with --lc_wav or --lc_features')
+    if len(given) > 1:
+        raise ValueError('--lc_wav and --lc_features cannot be used together')
+    if args.wav_seed is not None:
+        raise ValueError('--wav_seed cannot be used with a vocoder: its features decide the '
+                         'audio from the first sample')
+    frames, reference = generation.load_local_condition(features, args.lc_wav,
+                                                        args.lc_features)
+    covered = len(frames) * features.hop_length
+    if args.samples is not None and args.samples > covered:
+        raise ValueError(f'--samples {args.samples} is more than the {len(frames)} frames of '
+                         f'--{given[0]} describe ({covered} samples)')
+    args.samples = args.samples or covered
+    return frames, reference
+
+
 def prepare(args):
     """The restored network and what generation needs, or a ``ValueError`` naming the
     flag, file or value at fault; checks run before the model is built where they can."""
@@ -129,6 +166,7 @@ def prepare(args):
         prefix, args.wavenet_params, args.gc_channels, args.gc_cardinality)
     check_speakers(description, args.gc_id)
     generation.check_checkpoint(prefix, description, source)
+    frames, reference = local_condition(args, description)
     clip = None
     if args.wav_seed is not None:
         clip = generation.load_clip(args.wav_seed, description['sample_rate'],
@@ -136,7 +174,7 @@ def prepare(args):
                                     receptive_field(description))
     net = build_model(description, description['gc_channels'], description['gc_cardinality'])
     generation.restore(net, prefix)
-    return net, prefix, description, clip
+    return net, prefix, description, clip, frames, reference
 
 
 def main():
@@ -144,7 +182,7 @@ def main():
     try:
         # Quiet: TensorFlow's first touch of a device logs, and errors must be one line.
         with native_stderr_silenced():
-            net, prefix, description, clip = prepare(args)
+            net, prefix, description, clip, frames, reference = prepare(args)
     except ValueError as e:
         parser.error(str(e))
     print(f'Restored model from {prefix}')
@@ -153,6 +191,12 @@ def main():
     seed = random.randrange(2 ** 31) if args.seed is None else args.seed
     noise = generation.uniform_streams(seed, keys, args.samples + 1)
     start = generation.start_waveform(net, noise[:, 0], clip)
+    rows = None
+    if frames is not None:
+        # Every speaker voices the same frames.
+        features = MelFeatures.from_params(description)
+        rows = generation.conditioning_rows(net, np.tile(frames, [len(keys), 1, 1]),
+                                            start.shape[1], args.samples, features.silence)
     # The wav holds the seed clip (not the artificial silence start) and what follows.
     prefix_codes = np.tile(clip if clip is not None else [], [len(keys), 1]).astype(np.int32)
     paths = generation.wav_paths(args.wav_out_path, keys) if args.wav_out_path else []
@@ -166,7 +210,7 @@ def main():
     chunk = math.gcd(args.save_every, generation.CHUNK) if args.save_every else generation.CHUNK
     chunks, done, chunk_began = [], 0, time.perf_counter()
     for codes in generation.generate(net, start, noise[:, 1:], args.gc_id, args.temperature,
-                                     args.fast_generation, chunk):
+                                     args.fast_generation, chunk, rows):
         chunks.append(codes.numpy())
         done += codes.shape[1]
         # The rate of the latest chunk: the first one also pays for compiling the loop.
@@ -190,6 +234,9 @@ def main():
         for key, row in zip(keys, audio):
             tf.summary.audio('generated', row[np.newaxis, :, np.newaxis], sample_rate,
                              step=key, max_outputs=1)
+        if reference is not None:  # copy synthesis: the original beside it
+            tf.summary.audio('reference', reference[np.newaxis, :args.samples, np.newaxis],
+                             sample_rate, step=0, max_outputs=1)
     print('Finished generating. The result can be viewed in TensorBoard.')
 
 

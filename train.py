@@ -25,6 +25,7 @@ from wavenet.cli import (  # noqa: E402
     positive,
     str_to_bool,
 )
+from wavenet.features import MelFeatures  # noqa: E402
 from wavenet.params import (  # noqa: E402
     build_model,
     load_params,
@@ -149,7 +150,8 @@ def create_reader(args, params):
     return AudioReader(
         args.data_dir, sample_rate=params['sample_rate'],
         gc_enabled=args.gc_channels is not None, receptive_field=receptive_field(params),
-        sample_size=args.sample_size or None, silence_threshold=args.silence_threshold)
+        sample_size=args.sample_size or None, silence_threshold=args.silence_threshold,
+        features=MelFeatures.from_params(params))
 
 
 def main(argv=None):

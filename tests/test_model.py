@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from wavenet import WaveNetModel, mu_law_encode
+from wavenet.features import SILENCE
 
 SMALL = dict(batch_size=1, dilations=[1, 2, 4, 8, 16, 32, 64, 128, 256], filter_width=2,
              residual_channels=16, dilation_channels=16, quantization_channels=128,
@@ -12,9 +13,10 @@ SMALL = dict(batch_size=1, dilations=[1, 2, 4, 8, 16, 32, 64, 128, 256], filter_
 
 def make_net(**overrides):
     net = WaveNetModel(**dict(SMALL, **overrides))
-    # Zero biases would hide a bias applied in the wrong place.
+    # Zero biases would hide a bias applied in the wrong place, and averaging smoothing
+    # kernels an asymmetry in the upsampling.
     for variable in net.trainable_variables:
-        if 'bias' in variable.path:
+        if 'bias' in variable.path or 'smooth' in variable.path:
             variable.assign(np.random.normal(0, 0.2, variable.shape))
     return net
 
@@ -37,8 +39,21 @@ def np_softmax(logits):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def np_network(net, network_input, gc_ids=None):
-    """Logits for the last T - receptive_field + 1 steps, as the original computed them."""
+def np_upsample(net, frames):
+    """SPEC section 9's stretch-and-smooth, written out: rescale, then per scale repeat
+    each row, mirror the edges and convolve every band with the scale's kernel."""
+    rows = 1 - np.asarray(frames, np.float64) / SILENCE
+    for i, scale in enumerate(net.lc_upsampling.scales):
+        kernel = getattr(net.lc_upsampling, f'smooth{i}').numpy()
+        rows = np.repeat(rows, scale, axis=1)
+        mirrored = np.pad(rows, [(0, 0), (scale, scale), (0, 0)], mode='symmetric')
+        rows = sum(kernel[k] * mirrored[:, k:k + rows.shape[1]] for k in range(2 * scale + 1))
+    return rows
+
+
+def np_network(net, network_input, gc_ids=None, lc_rows=None):
+    """Logits for the last T - receptive_field + 1 steps, as the original computed them;
+    ``lc_rows`` [B, T, C]: the upsampled conditioning of each input position."""
     v = lambda variable: variable.numpy().astype(np.float64)  # noqa: E731
     gc = None if gc_ids is None else v(net.gc_embedding)[np.asarray(gc_ids)][:, None, :]
     output_width = network_input.shape[1] - net.receptive_field + 1
@@ -50,6 +65,9 @@ def np_network(net, network_input, gc_ids=None):
         if gc is not None:
             conv_filter = conv_filter + gc @ v(block.gc_filter)[0]
             conv_gate = conv_gate + gc @ v(block.gc_gate)[0]
+        if lc_rows is not None:
+            conv_filter = conv_filter + (lc_rows @ v(block.lc_filter)[0])[:, -len(conv_filter[0]):]
+            conv_gate = conv_gate + (lc_rows @ v(block.lc_gate)[0])[:, -len(conv_gate[0]):]
         if net.use_biases:
             conv_filter = conv_filter + v(block.filter_bias)
             conv_gate = conv_gate + v(block.gate_bias)
@@ -71,11 +89,13 @@ def np_network(net, network_input, gc_ids=None):
     return logits
 
 
-def np_loss(net, audio, gc_ids=None):
+def np_loss(net, audio, gc_ids=None, frames=None):
     q = net.quantization_channels
     codes = mu_law_encode(audio, q).numpy()
     network_input = audio[..., None] if net.scalar_input else np.eye(q)[codes]
-    logits = np_network(net, network_input[:, :-1].astype(np.float64), gc_ids)
+    # Input t predicts sample t + 1, and is conditioned as that sample is.
+    lc_rows = None if frames is None else np_upsample(net, frames)[:, 1:audio.shape[1]]
+    logits = np_network(net, network_input[:, :-1].astype(np.float64), gc_ids, lc_rows)
     targets = codes[:, net.receptive_field:]
     log_proba = np.log(np_softmax(logits))
     return -np.mean(np.take_along_axis(log_proba, targets[..., None], axis=-1))
@@ -104,6 +124,65 @@ def test_loss_equals_numpy_network(variant):
     # [B, T, 1] input and [B, 1] ids are accepted as in the original.
     ids_2d = None if gc_ids is None else np.array(gc_ids)[:, None]
     assert net.loss(audio[..., None], ids_2d).numpy() == pytest.approx(loss, rel=1e-6)
+
+
+LC = dict(local_condition_channels=3, lc_upsample_scales=[2, 3])
+
+
+@pytest.mark.parametrize('variant', [
+    dict(filter_width=2, **LC),
+    dict(filter_width=3, use_biases=True, global_condition_channels=3,
+         global_condition_cardinality=4, **LC),
+    dict(filter_width=2, use_biases=True, local_condition_channels=2,
+         lc_upsample_scales=[4]),
+], ids=['lc', 'width3_gc_lc', 'one_scale'])
+def test_conditioned_loss_equals_numpy_network(variant):
+    net = make_net(**dict(TINY, **variant))
+    gc_ids = [3, 1] if 'global_condition_channels' in variant else None
+    length = net.receptive_field + 40
+    hop = net.lc_hop_length
+    audio = (0.8 * np.random.uniform(-1, 1, (2, length))).astype(np.float32)
+    # Frames of log-mel-like values, covering the audio (the last one only partly).
+    frames = np.random.uniform(-11, 2, (2, -(-length // hop), variant['local_condition_channels']))
+    loss = net.loss(audio, gc_ids, local_condition_batch=frames.astype(np.float32)).numpy()
+    assert loss == pytest.approx(np_loss(net, audio, gc_ids, frames), rel=1e-5)
+    # The conditioning matters: other frames, another loss.
+    other = net.loss(audio, gc_ids, local_condition_batch=frames[::-1].astype(np.float32))
+    assert abs(other.numpy() - loss) > 1e-4
+
+
+def test_upsampling_equals_numpy_and_keeps_frames_in_place():
+    net = make_net(**dict(TINY, filter_width=2, local_condition_channels=4,
+                          lc_upsample_scales=[2, 4, 2]))
+    frames = np.random.uniform(-11, 2, (2, 9, 4)).astype(np.float32)
+    rows = net.upsample_local_condition(frames).numpy()
+    assert rows.shape == (2, 9 * 16, 4)
+    np.testing.assert_allclose(rows, np_upsample(net, frames), atol=1e-5)
+    # A change in frame 4 reaches only the rows of frame 4 and the kernels' reach (one
+    # frame of the scale before each stretch) on either side.
+    changed = frames.copy()
+    changed[:, 4] += 1
+    moved = np.any(net.upsample_local_condition(changed).numpy() != rows, axis=(0, 2))
+    # Each scale's kernel reaches `scale` rows at its own rate, stretched by the later ones.
+    reach = 2 * (4 * 2) + 4 * 2 + 2
+    assert moved[4 * 16:5 * 16].all()
+    assert not moved[:4 * 16 - reach].any() and not moved[5 * 16 + reach:].any()
+
+
+def test_local_conditioning_errors():
+    net = make_net(**dict(TINY, filter_width=2, **LC))
+    audio = np.zeros((1, 60), np.float32)
+    with pytest.raises(ValueError, match='locally conditioned'):
+        net.loss(audio)
+    with pytest.raises(ValueError, match='4 channels per frame, the network expects 3'):
+        net.loss(audio, local_condition_batch=np.zeros((1, 10, 4), np.float32))
+    with pytest.raises(ValueError, match='fewer than the 60'):
+        net.loss(audio, local_condition_batch=np.zeros((1, 9, 3), np.float32))
+    plain = make_net(**dict(TINY, filter_width=2))
+    with pytest.raises(ValueError, match='without it'):
+        plain.loss(audio, local_condition_batch=np.zeros((1, 10, 3), np.float32))
+    with pytest.raises(ValueError, match='lc_upsample_scales'):
+        WaveNetModel(**dict(TINY, filter_width=2, local_condition_channels=3))
 
 
 def test_predict_proba_equals_numpy_network():
@@ -201,6 +280,38 @@ def test_incremental_equals_full_window(variant):
     assert proba_fast.shape == (128,)
     np.testing.assert_allclose(proba_fast.numpy(), proba.numpy(), atol=1e-5)
     assert np.sum(proba.numpy()) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize('variant', [
+    dict(use_biases=True),
+    dict(filter_width=3, use_biases=True),
+    dict(use_biases=True, global_condition_channels=8, global_condition_cardinality=3),
+    dict(filter_width=3, use_biases=True, global_condition_channels=3,
+         global_condition_cardinality=3),
+], ids=['width2', 'width3', 'width2_gc', 'width3_gc'])
+def test_conditioned_incremental_equals_full_window(variant):
+    """Local conditioning on every path: pushing codes one by one with each sample's row,
+    priming in one pass, and predict_proba over frames agree."""
+    net = make_net(**dict(variant, local_condition_channels=5, lc_upsample_scales=[2, 2, 3]))
+    samples = net.receptive_field + 150  # the paths agree once a receptive field was pushed
+    frames = np.random.uniform(-11, 2, (1, -(-(samples + 2) // 12), 5)).astype(np.float32)
+    rows = net.upsample_local_condition(frames)
+    data = np.random.randint(128, size=samples)
+    gc = 2 if 'global_condition_channels' in variant else None
+    net.reset_incremental_state()
+    for t, code in enumerate(data):
+        proba_fast = net.predict_proba_incremental(code, gc, rows[0, t + 1])
+    proba = net.predict_proba(data, gc, frames[0])
+    np.testing.assert_allclose(proba_fast.numpy(), proba.numpy(), atol=1e-6)
+    primed = net.prime_incremental_state(data, gc, rows[0, 1:samples + 1])
+    np.testing.assert_allclose(primed.numpy(), proba.numpy(), atol=1e-6)
+    # The state the priming left behind continues like the step-by-step one.
+    after = net.predict_proba_incremental(7, gc, rows[0, samples + 1])
+    window = slice(samples + 2 - net.receptive_field, samples + 2)  # rows of inputs t: t + 1
+    full = np_softmax(np_network(
+        net, np.eye(128)[np.append(data, 7)][None, -net.receptive_field:],
+        None if gc is None else [gc], rows.numpy()[:, window])[0, -1])
+    np.testing.assert_allclose(after.numpy(), full, atol=1e-5)
 
 
 def test_incremental_batch_and_reset():

@@ -3,7 +3,8 @@
 Each file is loaded mono at the model's sample rate, trimmed of leading and trailing
 silence, padded at the front with one receptive field of zeros and cut into overlapping
 pieces, exactly as the original toolkit did; decoding runs in parallel and ahead of the
-training step.
+training step. For a vocoder (local conditioning, SPEC section 9) each piece also carries
+its feature frames, computed from the trimmed clip and cut on the same frame boundaries.
 """
 import os
 import re
@@ -72,13 +73,35 @@ def cut_pieces(audio, receptive_field, sample_size=None):
     return pieces
 
 
+def cut_conditioned_pieces(audio, frames, features, receptive_field, sample_size=None):
+    """``cut_pieces`` for a vocoder: ``(piece, piece_frames)`` pairs that start on frame
+    boundaries. The front padding is rounded up to whole frames of silence (whose features
+    are those of silence) and ``sample_size`` up to whole frames, so piece ``k`` starts at
+    frame ``k * step / hop`` and ``piece_frames`` covers it (``ceil(len / hop)`` frames)."""
+    hop = features.hop_length
+    padding = features.frame_count(receptive_field)
+    audio = np.pad(audio, (padding * hop, 0))
+    frames = np.concatenate([features.silence(padding), frames])
+    if not sample_size:
+        return [(audio, frames)]
+    step = features.frame_count(sample_size) * hop
+    pieces = []
+    for start in range(0, len(audio) - receptive_field, step):
+        piece = audio[start:start + receptive_field + step]
+        first = start // hop
+        pieces.append((piece, frames[first:first + features.frame_count(len(piece))]))
+    return pieces
+
+
 def warn(message):
     print(f'Warning: {message}', file=sys.stderr, flush=True)
 
 
 class AudioReader:
     """Batches of ``(audio [B, T, 1] float32, gc_ids [B] int32)`` from every ``*.wav``
-    below ``audio_dir``. Files come in a fresh random order each pass, pass after pass.
+    below ``audio_dir``, plus ``frames [B, ceil(T / hop), C]`` with ``features`` (a
+    ``wavenet.features.MelFeatures``). Files come in a fresh random order each pass,
+    pass after pass.
 
     Raises ``ValueError`` when the folder holds no ``.wav`` file, or when ``gc_enabled``
     and a file name carries no speaker id. Files that cannot be used are skipped, with
@@ -86,13 +109,14 @@ class AudioReader:
     """
 
     def __init__(self, audio_dir, sample_rate, gc_enabled, receptive_field, sample_size=None,
-                 silence_threshold=None):
+                 silence_threshold=None, features=None):
         self.audio_dir = audio_dir
         self.sample_rate = sample_rate
         self.gc_enabled = gc_enabled
         self.receptive_field = receptive_field
         self.sample_size = sample_size
         self.silence_threshold = silence_threshold
+        self.features = features
         self.files = find_files(audio_dir)
         if not self.files:
             raise ValueError(f"No audio files found in '{audio_dir}'.")
@@ -109,7 +133,8 @@ class AudioReader:
         self._skipped = set()
 
     def pieces(self, filename):
-        """The training pieces of one file; ``[]`` (after a warning) when it is unusable."""
+        """The training pieces of one file (with ``features``: ``(piece, frames)`` pairs);
+        ``[]`` (after a warning) when it is unusable."""
         if filename in self._skipped:
             return []
         try:
@@ -125,6 +150,9 @@ class AudioReader:
                 return self._skip(
                     filename, f'{filename} was ignored as it contains only silence. Consider '
                               'decreasing trim_silence threshold, or adjust volume of the audio.')
+        if self.features is not None:
+            return cut_conditioned_pieces(audio, self.features(audio), self.features,
+                                          self.receptive_field, self.sample_size)
         return cut_pieces(audio, self.receptive_field, self.sample_size)
 
     def _skip(self, filename, message):
@@ -134,13 +162,13 @@ class AudioReader:
         return []
 
     def _padded_pieces(self, filename):
-        """``pieces`` as one zero-padded ``[n, longest]`` array plus the true lengths."""
+        """``pieces`` as one zero-padded ``[n, longest]`` array plus the true lengths (and
+        with ``features``, their frames ``[n, most, C]`` and frame counts)."""
         pieces = self.pieces(filename.decode())
-        lengths = np.array([len(p) for p in pieces], np.int32)
-        stacked = np.zeros([len(pieces), lengths.max(initial=0)], np.float32)
-        for row, piece in zip(stacked, pieces):
-            row[:len(piece)] = piece
-        return stacked, lengths
+        if self.features is None:
+            return _stack(pieces)
+        return _stack([p for p, _ in pieces]) + _stack([f for _, f in pieces],
+                                                       self.features.channels)
 
     def dataset(self, batch_size, seed=None):
         """An endless ``tf.data.Dataset`` of ``(audio [B, T, 1], gc_ids [B])`` batches,
@@ -150,15 +178,23 @@ class AudioReader:
         files = tf.data.Dataset.from_tensor_slices((self.files, tf.constant(ids, tf.int32)))
         files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
 
-        def load(filename, gc_id):
-            pieces, lengths = tf.numpy_function(
-                self._padded_pieces, [filename], [tf.float32, tf.int32])
-            pieces = tf.ensure_shape(pieces, [None, None])
-            gc_ids = tf.fill(tf.shape(lengths), gc_id)
-            return pieces, tf.ensure_shape(lengths, [None]), gc_ids
+        conditioned = self.features is not None
+        outputs = [tf.float32, tf.int32] * (2 if conditioned else 1)
 
-        def unpad(piece, length, gc_id):
-            return piece[:length, tf.newaxis], gc_id
+        def load(filename, gc_id):
+            arrays = tf.numpy_function(self._padded_pieces, [filename], outputs)
+            pieces, lengths = tf.ensure_shape(arrays[0], [None, None]), arrays[1]
+            gc_ids = tf.fill(tf.shape(lengths), gc_id)
+            loaded = (pieces, tf.ensure_shape(lengths, [None]), gc_ids)
+            if conditioned:
+                frames = tf.ensure_shape(arrays[2], [None, None, self.features.channels])
+                loaded += (frames, tf.ensure_shape(arrays[3], [None]))
+            return loaded
+
+        def unpad(piece, length, gc_id, frames=None, frame_count=None):
+            if frames is None:
+                return piece[:length, tf.newaxis], gc_id
+            return piece[:length, tf.newaxis], gc_id, frames[:frame_count]
 
         pieces = (files.map(load, num_parallel_calls=tf.data.AUTOTUNE)
                   .unbatch()
@@ -166,5 +202,21 @@ class AudioReader:
                   # After the decoding: a pass that yields nothing ends the repetition
                   # instead of spinning forever on a corpus of unusable files.
                   .repeat())
-        return (pieces.padded_batch(batch_size, padded_shapes=([None, 1], []))
+        shapes, padding = ([None, 1], []), (0.0, 0)
+        if conditioned:
+            # Frames past a piece's end pad it like its audio: with silence.
+            shapes += ([None, self.features.channels],)
+            padding += (self.features.silence(1)[0, 0],)
+        return (pieces.padded_batch(batch_size, padded_shapes=shapes, padding_values=padding)
                 .prefetch(tf.data.AUTOTUNE))
+
+
+def _stack(arrays, channels=None):
+    """``arrays`` (1-D, or 2-D of ``channels`` columns) zero-padded into one array, plus
+    their lengths."""
+    lengths = np.array([len(a) for a in arrays], np.int32)
+    shape = [len(arrays), lengths.max(initial=0)] + ([] if channels is None else [channels])
+    stacked = np.zeros(shape, np.float32)
+    for row, array in zip(stacked, arrays):
+        row[:len(array)] = array
+    return stacked, lengths

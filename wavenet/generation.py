@@ -4,6 +4,9 @@ The loop over samples runs inside one XLA-compiled ``tf.function`` per chunk of 
 carrying the network's incremental state (one queue per conv layer) from chunk to chunk,
 so Python only sees progress. Randomness comes in as uniform noise, one stream per batch
 row keyed by ``(seed, key)``: a row generates the same audio alone or in a batch.
+
+A vocoder's feature frames are upsampled once, in one parallel pass, before the loop; each
+chunk's rows are projected into every layer in one matmul, and each step reads one row.
 """
 import contextlib
 import os
@@ -15,8 +18,9 @@ import soundfile
 import tensorflow as tf
 
 from .audio_reader import load_audio, trim_silence
+from .features import frame_count
 from .ops import mu_law_encode
-from .params import PARAM_TYPES, load_network_description, load_params
+from .params import PARAM_FIELDS, load_network_description, load_params
 from .training import restore_exactly
 
 # Samples per compiled call: small enough to show progress, large enough that the call
@@ -64,10 +68,31 @@ def start_waveform(net, uniform, clip=None):
 
 # -- the loop ------------------------------------------------------------------------------
 
+def conditioning_rows(net, frames, start_length, samples, silence):
+    """The upsampled conditioning ``[B, start_length + samples, C]`` of a generation: row
+    ``i`` goes with network input ``i`` of the start codes followed by the generated ones,
+    so it is the row of the sample that input predicts (``i + 1``).
+
+    ``frames`` [B, F, C] describe the generated samples; the start codes get the features
+    of ``silence`` (a function ``n -> [n, C]`` frames of silence), as the receptive-field
+    padding of every training clip did, and the frames are upsampled together with them.
+    """
+    frames = tf.convert_to_tensor(frames, tf.float32)
+    hop = net.lc_hop_length
+    before = frame_count(start_length, hop)
+    # One more frame after the end: the step after the last sample reads a row too.
+    padding = [tf.tile(tf.constant(silence(n))[tf.newaxis], [frames.shape[0], 1, 1])
+               for n in (before, 1)]
+    rows = net.upsample_local_condition(tf.concat([padding[0], frames, padding[1]], axis=1))
+    origin = before * hop  # the row of the first generated sample
+    return rows[:, origin - start_length + 1:origin + samples + 1]
+
+
 def generate(net, start, noise, global_condition=None, temperature=1.0, fast=True,
-             chunk=CHUNK):
+             chunk=CHUNK, local_condition=None):
     """Yields int32 code chunks [B, n], ``noise.shape[1]`` samples in all, that continue
     ``start`` (codes [B, T]); ``noise`` [B, samples] holds one uniform draw per sample.
+    ``local_condition``: for a vocoder, the rows of ``conditioning_rows``.
 
     ``fast`` primes the incremental state from ``start`` in one pass and runs the
     compiled loop; otherwise each sample runs the whole network on the last receptive
@@ -76,27 +101,42 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
     start = tf.convert_to_tensor(start, tf.int32)
     noise = tf.convert_to_tensor(noise, tf.float64)
     temperature = tf.constant(temperature, tf.float64)
-    samples = noise.shape[1]
+    samples, begun = noise.shape[1], start.shape[1]
+    rows = None if local_condition is None else tf.convert_to_tensor(local_condition,
+                                                                     tf.float32)
+    gc_embedding = net.embed_global_condition(global_condition)
     if fast:
         loop = _fast_loop(net)
-        gc_embedding = net.embed_global_condition(global_condition)
-        proba, state = loop.prime(start, gc_embedding)
+        proba, state = loop.prime(start, gc_embedding, _projection(net, rows, 0, begun))
         for begin in range(0, samples, chunk):
             # Every call gets a full chunk, so XLA compiles one shape; the surplus
             # samples of the last one are dropped.
             draws = noise[:, begin:begin + chunk]
             padded = tf.pad(draws, [[0, 0], [0, chunk - draws.shape[1]]])
-            codes, proba, state = loop.run(proba, state, gc_embedding, padded, temperature)
+            chunk_rows = None
+            if rows is not None:
+                chunk_rows = rows[:, begun + begin:begun + begin + chunk]
+                chunk_rows = tf.pad(chunk_rows, [[0, 0], [0, chunk - chunk_rows.shape[1]],
+                                                 [0, 0]])
+            codes, proba, state = loop.run(proba, state, gc_embedding, padded, temperature,
+                                           chunk_rows)
             yield codes[:, :draws.shape[1]]
     else:
         window = start[:, -net.receptive_field:]
         for begin in range(0, samples, chunk):
             codes = []
             for t in range(begin, min(begin + chunk, samples)):
-                proba = net.predict_proba(window, global_condition)
+                position = begun + t  # of the sample being drawn
+                window_rows = None if rows is None else \
+                    rows[:, max(position - net.receptive_field, 0):position]
+                proba = net._window(window, gc_embedding, window_rows)
                 codes.append(sample_codes(proba, temperature, noise[:, t]))
                 window = tf.concat([window[:, 1:], codes[-1][:, tf.newaxis]], axis=1)
             yield tf.stack(codes, axis=1)
+
+
+def _projection(net, rows, begin, end):
+    return None if rows is None else net.project_local_condition(rows[:, begin:end])
 
 
 class _FastLoop:
@@ -107,12 +147,15 @@ class _FastLoop:
         self.prime = tf.function(net.primed_state)
 
         @tf.function(jit_compile=True)
-        def run(proba, state, gc_embedding, noise, temperature):
+        def run(proba, state, gc_embedding, noise, temperature, lc_rows=None):
+            # The whole chunk's conditioning, projected into every layer in one matmul.
+            lc_projection = None if lc_rows is None else net.project_local_condition(lc_rows)
             codes = tf.TensorArray(tf.int32, size=noise.shape[1])
             for t in tf.range(noise.shape[1]):
                 code = sample_codes(proba, temperature, noise[:, t])
                 codes = codes.write(t, code)
-                proba, state = net.incremental_step(code, state, gc_embedding)
+                step_projection = None if lc_projection is None else lc_projection[:, t:t + 1]
+                proba, state = net.incremental_step(code, state, gc_embedding, step_projection)
             return tf.transpose(codes.stack()), proba, state
 
         self.run = run
@@ -158,7 +201,7 @@ def network_description(prefix, params_path=None, gc_channels=None, gc_cardinali
                     if value is not None)
     for field, value in explicit.items():
         if field in saved and saved[field] != value:
-            given = params_path if field in PARAM_TYPES else f'--{field}'
+            given = params_path if field in PARAM_FIELDS else f'--{field}'
             raise ValueError(f'{field} is {value!r} in {given}, but {saved[field]!r} in {source}'
                              f' (the network the checkpoint was trained as)')
     return saved, source
@@ -194,6 +237,10 @@ def _checkpoint_fields(prefix):
         'use_biases': 'layer0/filter_bias' in shapes, 'scalar_input': input_channels == 1,
         'gc_channels': shapes['layer0/gc_filter'][1] if 'layer0/gc_filter' in shapes else None,
         'gc_cardinality': shapes['gc_embedding'][0] if 'gc_embedding' in shapes else None,
+        'lc_channels': shapes['layer0/lc_filter'][1] if 'layer0/lc_filter' in shapes else None,
+        'lc_upsample_scales': [(shapes[f'lc_upsampling/smooth{i}'][0] - 1) // 2
+                               for i in range(len(shapes))
+                               if f'lc_upsampling/smooth{i}' in shapes] or None,
     }
     if fields['scalar_input']:
         fields['initial_filter_width'] = causal_width
@@ -231,6 +278,32 @@ def load_clip(path, sample_rate, quantization_channels, receptive_field):
     if not audio.size:
         raise ValueError(f'{path} is silent (nothing above {SEED_SILENCE_THRESHOLD} RMS)')
     return mu_law_encode(audio[:receptive_field], quantization_channels).numpy()
+
+
+def load_local_condition(features, lc_wav=None, lc_features=None):
+    """``(frames [F, C], reference audio or None)`` of a vocoder's input: the features of
+    ``lc_wav`` (copy synthesis), or the frames saved in ``lc_features`` (.npy)."""
+    if lc_wav is not None:
+        try:
+            audio = load_audio(lc_wav, features.sample_rate)
+        except Exception as e:  # soundfile and libsndfile raise several kinds
+            raise ValueError(f'--lc_wav {lc_wav}: cannot read it as audio ({e})') from None
+        if not audio.size:
+            raise ValueError(f'--lc_wav {lc_wav}: contains no audio')
+        return features(audio), audio
+    try:
+        frames = np.load(lc_features, allow_pickle=False)
+    except Exception as e:  # a missing file, a pickle, not an .npy at all
+        raise ValueError(f'--lc_features {lc_features}: cannot read it as a NumPy .npy file '
+                         f'({type(e).__name__}: {e})') from None
+    if frames.ndim != 2 or frames.shape[1] != features.channels:
+        raise ValueError(f'--lc_features {lc_features}: expected [frames, {features.channels}]'
+                         f' features (lc_channels of the network), got shape {frames.shape}')
+    if not frames.shape[0]:
+        raise ValueError(f'--lc_features {lc_features}: holds no frames')
+    if not np.issubdtype(frames.dtype, np.number) or not np.isfinite(frames).all():
+        raise ValueError(f'--lc_features {lc_features}: features must be finite numbers')
+    return frames.astype(np.float32), None
 
 
 def wav_paths(path, gc_ids):

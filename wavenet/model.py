@@ -5,10 +5,21 @@ over a window, the queue-cached incremental step and the one-pass priming of tho
 queues -- runs the same ``_network`` function. They differ only in where each
 convolution's taps come from (``taps_for``): slices of a whole sequence, or a queue of
 past inputs plus the newest one.
+
+Local conditioning (a vocoder's mel frames, SPEC section 9) enters the same function as a
+per-sample *projection*: the frames are upsampled to one row per sample, and every dilated
+layer adds a 1x1 projection of its row to filter and gate. Row ``t`` conditions the
+prediction of sample ``t``, so the network input at position ``t`` (which predicts
+``t + 1``) is paired with row ``t + 1``. The projection is linear, so the layers' kernels
+are applied in one matmul over all layers, ahead of the network (for generation: once per
+chunk of samples, outside the per-sample loop).
 """
+import math
+
 import keras
 import tensorflow as tf
 
+from . import features
 from .ops import causal_taps, conv_taps, mu_law_decode, mu_law_encode, pointwise
 
 _glorot = keras.initializers.GlorotUniform
@@ -40,11 +51,60 @@ class CausalLayer(keras.layers.Layer):
         return conv_taps(taps, self.kernel)
 
 
+class LocalConditionUpsampling(keras.layers.Layer):
+    """Frames ``[B, F, C]`` -> one row per sample ``[B, F * hop, C]``, hop = prod(scales).
+
+    Each scale ``s`` stretches (repeats every row ``s`` times), then smooths along time with
+    a learned kernel of ``2s + 1`` taps shared by all bands, starting as a plain average,
+    the edges mirrored. Both are symmetric in time, so the rows of frame ``f`` stay at
+    samples ``[f * hop, (f + 1) * hop)``.
+    """
+
+    def __init__(self, scales, **kwargs):
+        super().__init__(**kwargs)
+        self.scales = list(scales)
+        self.hop_length = math.prod(self.scales)
+        for i, scale in enumerate(self.scales):
+            width = 2 * scale + 1
+            # An attribute each, so that tf.train.Checkpoint finds them.
+            setattr(self, f'smooth{i}', self.add_weight(
+                name=f'smooth{i}', shape=(width,),
+                initializer=keras.initializers.Constant(1 / width)))
+        self.built = True
+
+    def call(self, frames):
+        rows = frames
+        for i, scale in enumerate(self.scales):
+            rows = _stretch_and_smooth(rows, getattr(self, f'smooth{i}'), scale)
+        return rows
+
+
+def _stretch_and_smooth(rows, kernel, scale):
+    """Repeats each row ``scale`` times and smooths with ``kernel`` (2 * scale + 1 taps).
+
+    Computed per input row rather than per output row: output ``j * scale + r`` mixes input
+    rows ``j - 1, j, j + 1`` with weights that depend on ``r`` only (``phase_weights``), a
+    small matmul instead of a long convolution. Mirroring the stretched edges by ``scale``
+    samples is repeating the edge rows once.
+    """
+    padded = tf.concat([rows[:, :1], rows, rows[:, -1:]], axis=1)
+    neighbours = tf.stack([padded[:, :-2], padded[:, 1:-1], padded[:, 2:]], axis=-1)
+    # Tap k of output j * scale + r reads stretched sample j * scale + r + k - scale, which
+    # lies in input row j + floor((r + k - scale) / scale), a neighbour m in {0, 1, 2}.
+    taps = tf.range(2 * scale + 1)[:, tf.newaxis] + tf.range(scale)[tf.newaxis] - scale
+    neighbour = tf.one_hot(tf.math.floordiv(taps, scale) + 1, 3)  # [taps, r, m]
+    phase_weights = tf.einsum('k,krm->mr', kernel, neighbour)
+    smoothed = tf.einsum('bfcm,mr->bfrc', neighbours, phase_weights)
+    shape = tf.shape(rows)
+    return tf.reshape(smoothed, [shape[0], shape[1] * scale, shape[2]])
+
+
 class ResidualBlock(keras.layers.Layer):
     """One dilated layer: gated activation, residual output and skip output."""
 
     def __init__(self, dilation, filter_width, residual_channels, dilation_channels,
-                 skip_channels, use_biases, global_condition_channels=None, **kwargs):
+                 skip_channels, use_biases, global_condition_channels=None,
+                 local_condition_channels=None, **kwargs):
         super().__init__(**kwargs)
         self.dilation = dilation
         self.filter_width = filter_width
@@ -65,6 +125,13 @@ class ResidualBlock(keras.layers.Layer):
                                              initializer=_glorot())
             self.gc_gate = self.add_weight(name='gc_gate', shape=gc_shape,
                                            initializer=_glorot())
+        self.locally_conditioned = local_condition_channels is not None
+        if self.locally_conditioned:
+            lc_shape = (1, local_condition_channels, dilation_channels)
+            self.lc_filter = self.add_weight(name='lc_filter', shape=lc_shape,
+                                             initializer=_glorot())
+            self.lc_gate = self.add_weight(name='lc_gate', shape=lc_shape,
+                                           initializer=_glorot())
         if use_biases:
             self.filter_bias = self.add_weight(name='filter_bias', shape=(dilation_channels,),
                                                initializer=_zeros())
@@ -76,14 +143,24 @@ class ResidualBlock(keras.layers.Layer):
                                              initializer=_zeros())
         self.built = True
 
-    def gated_activation(self, taps, gc_embedding=None):
-        """``tanh(filter) * sigmoid(gate)`` of the dilated convolution over ``taps``."""
+    @property
+    def lc_kernel(self):
+        """``[lc_channels, 2 * dilation_channels]``: the local conditioning's projection
+        into filter and gate (applied ahead of the network, see the module docstring)."""
+        return tf.concat([self.lc_filter[0], self.lc_gate[0]], axis=-1)
+
+    def gated_activation(self, taps, gc_embedding=None, lc_projection=None):
+        """``tanh(filter) * sigmoid(gate)`` of the dilated convolution over ``taps``;
+        ``lc_projection`` [B, >= T, 2 * dilation_channels] is this layer's projection of
+        the local conditioning, its last rows aligned with the last output step."""
         # Filter and gate share their input, so one matmul computes both.
         kernel = tf.concat([self.filter, self.gate], axis=-1)
         z = conv_taps(taps, kernel)
         if self.conditioned:
             gc_kernel = tf.concat([self.gc_filter[0], self.gc_gate[0]], axis=-1)
             z += tf.matmul(gc_embedding, gc_kernel)[:, tf.newaxis, :]
+        if self.locally_conditioned:
+            z += lc_projection[:, -tf.shape(z)[1]:]
         if self.use_biases:
             z += tf.concat([self.filter_bias, self.gate_bias], axis=0)
         conv_filter, conv_gate = tf.split(z, 2, axis=-1)
@@ -142,7 +219,8 @@ class WaveNetModel(keras.Model):
                  dilation_channels, skip_channels, quantization_channels=2 ** 8,
                  use_biases=False, scalar_input=False, initial_filter_width=32,
                  histograms=False, global_condition_channels=None,
-                 global_condition_cardinality=None, name='wavenet', **kwargs):
+                 global_condition_cardinality=None, local_condition_channels=None,
+                 lc_upsample_scales=None, name='wavenet', **kwargs):
         super().__init__(name=name, **kwargs)
         # Keras' Trainer keeps a `loss` attribute for compile(); here `loss` is the
         # original API's method, and the model is trained by an explicit step instead.
@@ -160,6 +238,10 @@ class WaveNetModel(keras.Model):
         self.histograms = histograms
         self.global_condition_channels = global_condition_channels
         self.global_condition_cardinality = global_condition_cardinality
+        self.local_condition_channels = local_condition_channels
+        if (local_condition_channels is None) != (lc_upsample_scales is None):
+            raise ValueError('local conditioning needs both local_condition_channels and '
+                             'lc_upsample_scales')
         self.receptive_field = WaveNetModel.calculate_receptive_field(
             filter_width, self.dilations, scalar_input, initial_filter_width)
 
@@ -174,7 +256,7 @@ class WaveNetModel(keras.Model):
         self.dilated_stack = [
             ResidualBlock(dilation, filter_width, residual_channels, dilation_channels,
                           skip_channels, use_biases, global_condition_channels,
-                          name=f'layer{i}')
+                          local_condition_channels, name=f'layer{i}')
             for i, dilation in enumerate(self.dilations)]
         # Keras tracks the list for its own weight collection, but `tf.train.Checkpoint`
         # follows only attributes that are trackable objects, and a list is not one: without
@@ -183,6 +265,9 @@ class WaveNetModel(keras.Model):
             setattr(self, block.name, block)
         self.postprocessing = PostProcessing(skip_channels, quantization_channels, use_biases,
                                              name='postprocessing')
+        if local_condition_channels is not None:
+            self.lc_upsampling = LocalConditionUpsampling(lc_upsample_scales,
+                                                          name='lc_upsampling')
         self.built = True
         self._state = None
         self._step = tf.function(self.incremental_step, reduce_retracing=True)
@@ -210,14 +295,19 @@ class WaveNetModel(keras.Model):
 
     # -- the network ------------------------------------------------------------------
 
-    def _network(self, network_input, gc_embedding, taps_for, output_width):
+    def _network(self, network_input, gc_embedding, taps_for, output_width,
+                 lc_projection=None):
         """Logits for the last ``output_width`` steps; ``taps_for(i, value, layer)`` gives
-        the taps of conv layer ``i`` whose input is ``value``."""
+        the taps of conv layer ``i`` whose input is ``value``; ``lc_projection`` (from
+        ``project_local_condition``) is aligned with ``network_input``."""
         current = self.causal_layer(taps_for(0, network_input, self.causal_layer))
         outputs = []
-        for i, block in enumerate(self.dilated_stack, start=1):
+        # A split, not one slice per layer: each slice's gradient is a full-size tensor.
+        lc_per_layer = ([None] * len(self.dilated_stack) if lc_projection is None else
+                        tf.split(lc_projection, len(self.dilated_stack), axis=-1))
+        for i, (block, lc) in enumerate(zip(self.dilated_stack, lc_per_layer), start=1):
             taps = taps_for(i, current, block)
-            out = block.gated_activation(taps, gc_embedding)
+            out = block.gated_activation(taps, gc_embedding, lc)
             current = block.residual(out, taps[-1])
             outputs.append(out[:, -output_width:])
         # Summing per-layer skip outputs equals one matmul over the concatenated layer
@@ -228,15 +318,16 @@ class WaveNetModel(keras.Model):
             skip_sum += tf.add_n([block.skip_bias for block in self.dilated_stack])
         return self.postprocessing(skip_sum)
 
-    def _full_network(self, network_input, gc_embedding, output_width):
+    def _full_network(self, network_input, gc_embedding, output_width, lc_projection=None):
         def taps_for(_, value, layer):
             return causal_taps(value, layer.filter_width, layer.dilation)
-        return self._network(network_input, gc_embedding, taps_for, output_width)
+        return self._network(network_input, gc_embedding, taps_for, output_width,
+                             lc_projection)
 
-    def call(self, network_input, gc_embedding=None):
+    def call(self, network_input, gc_embedding=None, lc_projection=None):
         """Logits ``[B, T - receptive_field + 1, Q]`` for an encoded input ``[B, T, C]``."""
         output_width = tf.shape(network_input)[1] - self.receptive_field + 1
-        return self._full_network(network_input, gc_embedding, output_width)
+        return self._full_network(network_input, gc_embedding, output_width, lc_projection)
 
     # -- inputs -----------------------------------------------------------------------
 
@@ -257,15 +348,64 @@ class WaveNetModel(keras.Model):
             return mu_law_decode(codes, self.quantization_channels)[..., tf.newaxis]
         return tf.one_hot(codes, self.quantization_channels, dtype=tf.float32)
 
+    @property
+    def lc_hop_length(self):
+        """Samples per conditioning frame (``None`` without local conditioning)."""
+        if self.local_condition_channels is None:
+            return None
+        return self.lc_upsampling.hop_length
+
+    def upsample_local_condition(self, frames):
+        """Frames ``[F, C]`` or ``[B, F, C]`` -> rows ``[B, F * hop, C]``: row ``t`` is
+        the conditioning of sample ``t``."""
+        frames = tf.convert_to_tensor(frames, tf.float32)
+        if frames.shape.rank == 2:
+            frames = frames[tf.newaxis]
+        # Log-mel values lie around -12 (silence) to 3: as they are, the Glorot-initialised
+        # projections would start every gate saturated. A fixed rescaling puts silence at 0
+        # and a mel magnitude of 1 at 1.
+        return self.lc_upsampling(1 - frames / features.SILENCE)
+
+    def project_local_condition(self, rows):
+        """Rows ``[B, T, C]`` -> ``[B, T, layers * 2 * dilation_channels]``: every dilated
+        layer's filter and gate projection, in one matmul."""
+        kernel = tf.concat([block.lc_kernel for block in self.dilated_stack], axis=-1)
+        return pointwise(tf.convert_to_tensor(rows, tf.float32), kernel)
+
     def _check_gc(self, global_condition):
         if self.global_condition_channels is not None and global_condition is None:
             raise ValueError('this network is speaker-conditioned: pass global_condition')
 
+    def _check_lc(self, local_condition):
+        if self.local_condition_channels is not None and local_condition is None:
+            raise ValueError('this network is locally conditioned (a vocoder): pass its '
+                             'features as local_condition')
+        if self.local_condition_channels is None and local_condition is not None:
+            raise ValueError('local conditioning given to a network without it '
+                             '(local_condition_channels is None)')
+
+    def _conditioning_rows(self, frames, samples):
+        """Rows ``[B, samples, C]`` for frames that must cover ``samples`` samples."""
+        rows = self.upsample_local_condition(frames)
+        if rows.shape[-1] != self.local_condition_channels:
+            raise ValueError(f'local conditioning has {rows.shape[-1]} channels per frame, '
+                             f'the network expects {self.local_condition_channels}')
+        if rows.shape[1] is not None and isinstance(samples, int) and rows.shape[1] < samples:
+            raise ValueError(f'{rows.shape[1] // self.lc_hop_length} frames cover '
+                             f'{rows.shape[1]} samples, fewer than the {samples} needed')
+        return rows[:, :samples]
+
     # -- training ---------------------------------------------------------------------
 
-    def loss(self, input_batch, global_condition_batch=None, l2_regularization_strength=None):
-        """Mean softmax cross-entropy of predicting each sample from its receptive field."""
+    def loss(self, input_batch, global_condition_batch=None, l2_regularization_strength=None,
+             local_condition_batch=None):
+        """Mean softmax cross-entropy of predicting each sample from its receptive field.
+
+        ``local_condition_batch``: frames ``[B, F, lc_channels]`` covering the audio
+        (``F * hop >= T``), frame ``f`` describing samples ``[f * hop, (f + 1) * hop)``.
+        """
         self._check_gc(global_condition_batch)
+        self._check_lc(local_condition_batch)
         input_batch = tf.convert_to_tensor(input_batch, tf.float32)
         if input_batch.shape.rank == 2:
             input_batch = input_batch[..., tf.newaxis]
@@ -275,8 +415,15 @@ class WaveNetModel(keras.Model):
         else:
             network_input = tf.one_hot(codes, self.quantization_channels, dtype=tf.float32)
         gc_embedding = self.embed_global_condition(global_condition_batch)
+        lc_projection = None
+        if local_condition_batch is not None:
+            length = input_batch.shape[1] if input_batch.shape[1] is not None else \
+                tf.shape(input_batch)[1]
+            rows = self._conditioning_rows(local_condition_batch, length)
+            # Input position t predicts sample t + 1, so it gets row t + 1.
+            lc_projection = self.project_local_condition(rows[:, 1:])
         # The last sample has nothing to be predicted from it, so the network never sees it.
-        logits = self(network_input[:, :-1], gc_embedding)
+        logits = self(network_input[:, :-1], gc_embedding, lc_projection)
         targets = codes[:, self.receptive_field:]
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=targets, logits=logits))
@@ -296,27 +443,40 @@ class WaveNetModel(keras.Model):
 
     # -- prediction -------------------------------------------------------------------
 
-    def predict_proba(self, waveform, global_condition=None):
+    def predict_proba(self, waveform, global_condition=None, local_condition=None):
         """Distribution of the sample after int codes ``waveform`` ([T] or [B, T]).
 
         Only the last ``receptive_field`` codes matter; shorter waveforms are treated as
         preceded by zero network input (the incremental state instead starts with zero
         input at every layer: the two agree once a whole receptive field was pushed).
+        ``local_condition``: frames ``[F, C]`` or ``[B, F, C]`` covering the ``T + 1``
+        samples up to the predicted one.
         """
         self._check_gc(global_condition)
+        self._check_lc(local_condition)
         waveform = tf.convert_to_tensor(waveform, tf.int32)
         unbatched = waveform.shape.rank == 1
         if unbatched:
             waveform = waveform[tf.newaxis]
         gc_embedding = self.embed_global_condition(global_condition)
-        proba = self._window(waveform[:, -self.receptive_field:], gc_embedding)
+        lc_rows = None
+        if local_condition is not None:
+            rows = self._conditioning_rows(local_condition, waveform.shape[1] + 1)
+            lc_rows = rows[:, 1:][:, -self.receptive_field:]
+        proba = self._window(waveform[:, -self.receptive_field:], gc_embedding, lc_rows)
         return proba[0] if unbatched else proba
 
-    def _predict_window(self, codes, gc_embedding):
+    def _predict_window(self, codes, gc_embedding, lc_rows=None):
+        """The next distribution after ``codes`` [B, <= receptive_field], whose position
+        ``t`` is conditioned by ``lc_rows[:, t]``."""
         network_input = self.encode_codes(codes)
         missing = tf.maximum(self.receptive_field - tf.shape(codes)[1], 0)
         network_input = tf.pad(network_input, [[0, 0], [missing, 0], [0, 0]])
-        logits = self._full_network(network_input, gc_embedding, output_width=1)
+        lc_projection = None
+        if lc_rows is not None:
+            lc_projection = self.project_local_condition(
+                tf.pad(lc_rows, [[0, 0], [missing, 0], [0, 0]]))
+        logits = self._full_network(network_input, gc_embedding, 1, lc_projection)
         return _probabilities(logits[:, -1])
 
     # -- incremental prediction -------------------------------------------------------
@@ -338,34 +498,51 @@ class WaveNetModel(keras.Model):
         """Empties the queues of ``predict_proba_incremental`` (all zeros)."""
         self._state = None
 
-    def predict_proba_incremental(self, waveform, global_condition=None):
+    def predict_proba_incremental(self, waveform, global_condition=None, local_condition=None):
         """Pushes ONE code per batch row (scalar or [B]) and returns the next distribution.
 
         Each conv layer keeps its last ``(filter_width - 1) * dilation`` inputs, so one
         step costs one network column instead of a whole receptive field.
+        ``local_condition``: the upsampled row (``upsample_local_condition``) of the sample
+        to be predicted, ``[C]`` or ``[B, C]``.
         """
         self._check_gc(global_condition)
+        self._check_lc(local_condition)
         waveform = tf.convert_to_tensor(waveform, tf.int32)
         codes = tf.reshape(waveform, [-1])
         if self._state is None or self._state[1][0].shape[1] != codes.shape[0]:
             self._state = self.zero_incremental_state(codes.shape[0])
         gc_embedding = self.embed_global_condition(global_condition)
-        proba, self._state = self._step(codes, self._state, gc_embedding)
+        lc_projection = None
+        if local_condition is not None:
+            row = tf.reshape(tf.convert_to_tensor(local_condition, tf.float32),
+                             [-1, 1, self.local_condition_channels])
+            lc_projection = self.project_local_condition(row)
+        proba, self._state = self._step(codes, self._state, gc_embedding, lc_projection)
         return proba[0] if waveform.shape.rank == 0 else proba
 
-    def prime_incremental_state(self, waveform, global_condition=None):
+    def prime_incremental_state(self, waveform, global_condition=None, local_condition=None):
         """Pushes int codes ``waveform`` ([T] or [B, T]) as ``predict_proba_incremental``
-        would one by one after a reset, in one parallel pass; returns the next distribution."""
+        would one by one after a reset, in one parallel pass; returns the next distribution.
+        ``local_condition``: upsampled rows ``[T, C]`` or ``[B, T, C]``, row ``t`` the one
+        of the sample after code ``t``."""
         self._check_gc(global_condition)
+        self._check_lc(local_condition)
         waveform = tf.convert_to_tensor(waveform, tf.int32)
         codes = waveform[tf.newaxis] if waveform.shape.rank == 1 else waveform
         gc_embedding = self.embed_global_condition(global_condition)
-        proba, self._state = self._prime(codes, gc_embedding)
+        lc_projection = None
+        if local_condition is not None:
+            rows = tf.convert_to_tensor(local_condition, tf.float32)
+            lc_projection = self.project_local_condition(
+                rows[tf.newaxis] if rows.shape.rank == 2 else rows)
+        proba, self._state = self._prime(codes, gc_embedding, lc_projection)
         return proba[0] if waveform.shape.rank == 1 else proba
 
-    def incremental_step(self, codes, state, gc_embedding=None):
+    def incremental_step(self, codes, state, gc_embedding=None, lc_projection=None):
         """One network column for int ``codes`` [B]: the next distribution, and ``state``
-        with each conv layer's new input pushed. Traceable: generation loops run it."""
+        with each conv layer's new input pushed; ``lc_projection`` [B, 1, ...] is the
+        projected conditioning of the next sample. Traceable: generation loops run it."""
         position, queues = state
         new_queues = []
 
@@ -383,12 +560,12 @@ class WaveNetModel(keras.Model):
             return [tap[:, tf.newaxis] for tap in tf.unstack(past)] + [value]
 
         network_input = self.encode_codes(codes[:, tf.newaxis])
-        logits = self._network(network_input, gc_embedding, taps_for, output_width=1)
+        logits = self._network(network_input, gc_embedding, taps_for, 1, lc_projection)
         return _probabilities(logits[:, -1]), (position + 1, new_queues)
 
-    def primed_state(self, codes, gc_embedding=None):
+    def primed_state(self, codes, gc_embedding=None, lc_projection=None):
         """``incremental_step`` over int ``codes`` [B, T] from the zero state, in one pass:
-        the last distribution and the state. Traceable."""
+        the last distribution and the state; ``lc_projection`` [B, T, ...]. Traceable."""
         length_of_input = tf.shape(codes)[1]
         tails = []
 
@@ -401,8 +578,8 @@ class WaveNetModel(keras.Model):
             tails.append(tf.ensure_shape(tail, [None, length + 1, None]))
             return causal_taps(padded, layer.filter_width, layer.dilation)
 
-        logits = self._network(self.encode_codes(codes), gc_embedding, taps_for,
-                               output_width=1)
+        logits = self._network(self.encode_codes(codes), gc_embedding, taps_for, 1,
+                               lc_projection)
         queues = [_ring_buffer(tail, length_of_input) for tail in tails]
         return _probabilities(logits[:, -1]), (length_of_input, queues)
 

@@ -1,5 +1,6 @@
 """The network description: ``wavenet_params.json`` and the copy kept beside checkpoints."""
 import json
+import math
 import os
 
 from .model import WaveNetModel
@@ -12,6 +13,15 @@ PARAM_TYPES = {
     'dilation_channels': int, 'quantization_channels': int, 'skip_channels': int,
     'use_biases': bool, 'scalar_input': bool, 'initial_filter_width': int,
 }
+
+# Local conditioning (SPEC section 9): optional; absent or null means an unconditioned
+# network, so every params file and description written before them keeps working.
+LC_DEFAULTS = {
+    'lc_channels': None, 'lc_hop_length': None, 'lc_upsample_scales': None,
+    'lc_n_fft': 1024, 'lc_fmin': 0, 'lc_fmax': None,
+}
+# Every field a params file describes (the description adds gc_channels, gc_cardinality).
+PARAM_FIELDS = tuple(PARAM_TYPES) + tuple(LC_DEFAULTS)
 
 
 def load_params(path):
@@ -40,7 +50,44 @@ def load_params(path):
     if not dilations or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
                                 for d in dilations):
         raise ValueError(f'{path}: "dilations" must be a non-empty list of positive integers')
+    for key, default in LC_DEFAULTS.items():
+        if params.get(key) is None:
+            params[key] = default
+    _check_local_conditioning(path, params)
     return params
+
+
+def _is_positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_local_conditioning(path, params):
+    if params['lc_channels'] is None:
+        for key in ('lc_hop_length', 'lc_upsample_scales'):
+            if params[key] is not None:
+                raise ValueError(f'{path}: "{key}" is set, but "lc_channels" is not '
+                                 '(set both for a vocoder, neither for a plain WaveNet)')
+        return
+    for key in ('lc_channels', 'lc_hop_length', 'lc_n_fft'):
+        if not _is_positive_int(params[key]):
+            raise ValueError(f'{path}: "{key}" must be a positive integer, got {params[key]!r}')
+    hop, scales = params['lc_hop_length'], params['lc_upsample_scales']
+    if not (isinstance(scales, list) and scales and all(map(_is_positive_int, scales))):
+        raise ValueError(f'{path}: "lc_upsample_scales" must be a non-empty list of positive '
+                         f'integers, got {scales!r}')
+    if math.prod(scales) != hop:
+        raise ValueError(f'{path}: the product of "lc_upsample_scales" {scales} is '
+                         f'{math.prod(scales)}, but "lc_hop_length" is {hop}')
+    if params['lc_n_fft'] < hop:
+        raise ValueError(f'{path}: "lc_n_fft" ({params["lc_n_fft"]}) must be at least '
+                         f'"lc_hop_length" ({hop})')
+    fmin, fmax, nyquist = params['lc_fmin'], params['lc_fmax'], params['sample_rate'] / 2
+    if isinstance(fmin, bool) or not isinstance(fmin, int | float) or not 0 <= fmin < nyquist:
+        raise ValueError(f'{path}: "lc_fmin" must be a number in [0, {nyquist:g}), got {fmin!r}')
+    if fmax is not None and (isinstance(fmax, bool) or not isinstance(fmax, int | float)
+                             or not fmin < fmax <= nyquist):
+        raise ValueError(f'{path}: "lc_fmax" must be null or a number in ({fmin:g}, '
+                         f'{nyquist:g}], got {fmax!r}')
 
 
 def receptive_field(params):
@@ -65,7 +112,9 @@ def build_model(params, gc_channels=None, gc_cardinality=None, histograms=False)
         initial_filter_width=params['initial_filter_width'],
         histograms=histograms,
         global_condition_channels=gc_channels,
-        global_condition_cardinality=gc_cardinality)
+        global_condition_cardinality=gc_cardinality,
+        local_condition_channels=params.get('lc_channels'),
+        lc_upsample_scales=params.get('lc_upsample_scales'))
 
 
 def save_network_description(logdir, params, gc_channels=None, gc_cardinality=None):

@@ -15,14 +15,14 @@ PROFILE_EVERY = 50
 
 
 def make_train_step(net, optimizer, l2_regularization_strength=None):
-    """A ``tf.function`` ``(audio [B, T, 1], gc_ids [B] or None) -> losses`` that updates
-    ``net`` in place. ``losses`` has ``loss`` and, with L2, ``l2_loss`` and ``total_loss``;
+    """A ``tf.function`` ``(audio [B, T, 1], gc_ids [B] or None, frames [B, F, C] or None)
+    -> losses`` that updates ``net`` in place (``frames``: a vocoder's features). ``losses`` has ``loss`` and, with L2, ``l2_loss`` and ``total_loss``;
     ``total_loss`` (or ``loss``) is what was minimized."""
 
     @tf.function(reduce_retracing=True)
-    def train_step(audio, gc_ids=None):
+    def train_step(audio, gc_ids=None, frames=None):
         with tf.GradientTape() as tape:
-            loss = net.loss(audio, gc_ids)
+            loss = net.loss(audio, gc_ids, local_condition_batch=frames)
             losses = {'loss': loss}
             if l2_regularization_strength:
                 losses['l2_loss'] = net.l2_loss()
@@ -147,7 +147,7 @@ def stop_requests():
 def train(train_step, batches, manager, writer, first_step, num_steps, checkpoint_every,
           gc_enabled=False, histograms=False, store_metadata=False):
     """Runs steps ``first_step .. num_steps - 1`` on ``batches`` (an iterator of
-    ``(audio, gc_ids)``), logging to ``writer`` and saving through ``manager`` every
+    ``(audio, gc_ids)``, or ``(audio, gc_ids, frames)`` for a vocoder), logging to ``writer`` and saving through ``manager`` every
     ``checkpoint_every`` steps, on the last step and when stopped. A non-finite loss
     raises ``TrainingDiverged`` without saving, so the last good checkpoint stays newest."""
     net = manager.checkpoint.model
@@ -160,12 +160,12 @@ def train(train_step, batches, manager, writer, first_step, num_steps, checkpoin
                 batch = next(batches, None)
                 if batch is None:
                     raise ValueError('no usable audio: every file in the corpus was skipped')
-                audio, gc_ids = batch
+                audio, gc_ids, *frames = batch
                 profiling = store_metadata and step % PROFILE_EVERY == 0
                 if profiling:
                     print('Storing metadata')
                     tf.profiler.experimental.start(manager.directory)
-                losses = train_step(audio, gc_ids if gc_enabled else None)
+                losses = train_step(audio, gc_ids if gc_enabled else None, *frames)
                 objective = float(losses.get('total_loss', losses['loss']))
                 if profiling:
                     tf.profiler.experimental.stop()
