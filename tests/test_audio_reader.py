@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 import soundfile
 
-from wavenet.audio_reader import AudioReader, cut_pieces, load_audio, trim_silence
+from wavenet.audio_reader import (
+    AudioReader,
+    cut_conditioned_pieces,
+    cut_pieces,
+    load_audio,
+    trim_silence,
+)
+from wavenet.features import MelFeatures
 
 SAMPLE_RATE = 16000
 SILENCE_WARNING = ('Warning: {} was ignored as it contains only silence. Consider decreasing '
@@ -183,3 +190,50 @@ def test_corpus_of_unusable_files_ends_the_dataset(tmp_path, capsys):
                          silence_threshold=0.3)
     assert list(reader.dataset(1)) == []
     assert len(capsys.readouterr().err.splitlines()) == 2
+
+
+# -- a vocoder's pieces: audio with its feature frames ----------------------------------
+
+def mel(hop=16):
+    return MelFeatures(SAMPLE_RATE, channels=6, hop_length=hop, n_fft=64)
+
+
+@pytest.mark.parametrize('sample_size', [None, 40, 64])
+def test_conditioned_pieces_start_on_frames_and_carry_theirs(sample_size):
+    features, receptive_field = mel(), 21
+    audio = np.random.uniform(-0.5, 0.5, 300).astype(np.float32)
+    clip_frames = features(audio)
+    pieces = cut_conditioned_pieces(audio, clip_frames, features, receptive_field, sample_size)
+    # The padding is rounded up to whole frames (2 of 16 samples), filled with silence.
+    padded = np.concatenate([np.zeros(32, np.float32), audio])
+    all_frames = np.concatenate([features.silence(2), clip_frames])
+    step = 48 if sample_size == 40 else sample_size  # rounded up to whole frames
+    starts = [0] if sample_size is None else list(range(0, len(padded) - receptive_field, step))
+    assert len(pieces) == len(starts)
+    predicted = []
+    for start, (piece, frames) in zip(starts, pieces):
+        assert start % 16 == 0
+        np.testing.assert_array_equal(piece, padded[start:start + receptive_field + (
+            step or len(padded))])
+        assert len(frames) == -(-len(piece) // 16)
+        np.testing.assert_array_equal(frames, all_frames[start // 16:start // 16 + len(frames)])
+        predicted.extend(range(start + receptive_field, start + len(piece)))
+    # Every sample of the clip is predicted exactly once.
+    assert predicted == list(range(receptive_field, len(padded)))
+
+
+def test_conditioned_batches(tmp_path):
+    features = mel()
+    long = write_wav(tmp_path / 'p1_001.wav', np.random.uniform(-0.5, 0.5, 200).astype('f4'))
+    write_wav(tmp_path / 'p2_001.wav', np.random.uniform(-0.5, 0.5, 100).astype('f4'))
+    reader = AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=True, receptive_field=10,
+                         features=features)
+    audio, gc_ids, frames = next(iter(reader.dataset(2, seed=1)))
+    assert audio.shape == (2, 16 + 200, 1) and frames.shape == (2, -(-216 // 16), 6)
+    row = list(gc_ids.numpy()).index(1)
+    np.testing.assert_array_equal(frames[row].numpy(), np.concatenate(
+        [features.silence(1), features(load_audio(long, SAMPLE_RATE))]))
+    # The shorter piece is padded with silence: zeros, and frames of silence.
+    short = 1 - row
+    assert not np.any(audio[short, 116:].numpy())
+    np.testing.assert_array_equal(frames[short, -(-116 // 16):].numpy(), features.silence(6))

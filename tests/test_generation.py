@@ -4,7 +4,9 @@ import pytest
 import tensorflow as tf
 
 from wavenet import WaveNetModel
+from wavenet.features import MelFeatures
 from wavenet.generation import (
+    conditioning_rows,
     generate,
     sample_codes,
     scale_temperature,
@@ -104,6 +106,62 @@ def test_a_batch_of_speakers_equals_separate_runs():
         codes = np.concatenate(list(generate(net, start_waveform(net, alone[:, 0]),
                                              alone[:, 1:], [speaker], chunk=128)), axis=1)
         np.testing.assert_array_equal(codes[0], together[row])
+
+
+VOCODERS = {
+    'vocoder, width 2': dict(filter_width=2, use_biases=True),
+    'vocoder, width 3, speakers': dict(filter_width=3, use_biases=True,
+                                       global_condition_channels=3,
+                                       global_condition_cardinality=6),
+}
+
+
+@pytest.mark.parametrize('variant', VOCODERS)
+def test_vocoder_fast_generation_equals_full_window(variant):
+    """With local conditioning: the compiled loop (chunks of 128, so the conditioning rows
+    cross chunk boundaries) draws what the full-window path draws, and a batch of speakers
+    voicing the same frames draws what each speaker draws alone."""
+    net = small_net(**VOCODERS[variant], local_condition_channels=4, lc_upsample_scales=[2, 4])
+    silence = MelFeatures(8000, 4, 8).silence
+    frames = np.random.default_rng(2).uniform(-11, 2, (1, 40, 4)).astype(np.float32)
+    speakers = None if net.global_condition_channels is None else [1, 4]
+    rows = len(speakers or [0])
+    noise = uniform_streams(5, speakers or [0], 301)
+    start = start_waveform(net, noise[:, 0])
+    np.testing.assert_array_equal(start, Q // 2)  # a vocoder starts from silence alone
+    lc_rows = conditioning_rows(net, np.repeat(frames, rows, axis=0), start.shape[1], 300,
+                                silence)
+    assert lc_rows.shape == (rows, net.receptive_field + 300, 4)
+    codes = np.concatenate(list(generate(net, start, noise[:, 1:], speakers, chunk=128,
+                                         local_condition=lc_rows)), axis=1)
+    slow = np.concatenate(list(generate(net, start, noise[:, 1:], speakers, fast=False,
+                                        local_condition=lc_rows)), axis=1)
+    np.testing.assert_array_equal(codes, slow)
+    if speakers:
+        alone = uniform_streams(5, [4], 301)
+        single = np.concatenate(list(generate(
+            net, start[:1], alone[:, 1:], [4], chunk=128, local_condition=lc_rows[:1])), axis=1)
+        np.testing.assert_array_equal(single[0], codes[1])
+    # Other frames, other audio.
+    other = conditioning_rows(net, np.repeat(frames[:, ::-1], rows, axis=0), start.shape[1],
+                              300, silence)
+    changed = np.concatenate(list(generate(net, start, noise[:, 1:], speakers,
+                                           local_condition=other)), axis=1)
+    assert np.any(changed != codes)
+
+
+def test_conditioning_rows_put_silence_before_the_frames():
+    """Row i goes with input i and is the row of sample i + 1: the start's rows are those of
+    silence frames upsampled together with the given frames, the generated samples' rows
+    those of the frames."""
+    net = small_net(local_condition_channels=2, lc_upsample_scales=[2, 4])
+    features = MelFeatures(8000, 2, 8)
+    frames = np.random.default_rng(4).uniform(-11, 2, (1, 5, 2)).astype(np.float32)
+    rows = conditioning_rows(net, frames, 20, 40, features.silence).numpy()
+    # 20 start samples need 3 frames of silence before the first generated sample.
+    padded = np.concatenate([features.silence(3)[None], frames, features.silence(1)[None]], 1)
+    upsampled = net.upsample_local_condition(padded).numpy()
+    np.testing.assert_array_equal(rows, upsampled[:, 24 - 20 + 1:24 + 40 + 1])
 
 
 def test_chunks_carry_the_state():

@@ -55,8 +55,12 @@ def uniform_streams(seed, keys, length):
 def start_waveform(net, uniform, clip=None):
     """The ``receptive_field`` codes [B, receptive_field] that generation starts from: the
     ``clip`` codes preceded by silence (Q/2) when shorter, or without a clip silence and one
-    random code per row, drawn with ``uniform`` [B] (the original's start)."""
+    random code per row, drawn with ``uniform`` [B] (the original's start). A vocoder
+    starts from silence alone, as each of its training pieces did: a random code would be a
+    click that its features never described."""
     silence = net.quantization_channels // 2
+    if clip is None and net.local_condition_channels is not None:
+        return tf.fill([len(uniform), net.receptive_field], silence)
     if clip is None:
         first = tf.cast(tf.cast(uniform, tf.float64) * net.quantization_channels, tf.int32)
         rows = tf.fill([len(uniform), net.receptive_field - 1], silence)
@@ -148,13 +152,16 @@ class _FastLoop:
 
         @tf.function(jit_compile=True)
         def run(proba, state, gc_embedding, noise, temperature, lc_rows=None):
-            # The whole chunk's conditioning, projected into every layer in one matmul.
-            lc_projection = None if lc_rows is None else net.project_local_condition(lc_rows)
+            # The whole chunk's conditioning, projected into every layer in one matmul, time
+            # first: XLA miscompiled the step's row taken as lc_projection[:, t:t + 1].
+            lc_projection = None if lc_rows is None else tf.transpose(
+                net.project_local_condition(lc_rows), [1, 0, 2])
             codes = tf.TensorArray(tf.int32, size=noise.shape[1])
             for t in tf.range(noise.shape[1]):
                 code = sample_codes(proba, temperature, noise[:, t])
                 codes = codes.write(t, code)
-                step_projection = None if lc_projection is None else lc_projection[:, t:t + 1]
+                step_projection = None if lc_projection is None else \
+                    lc_projection[t][:, tf.newaxis]
                 proba, state = net.incremental_step(code, state, gc_embedding, step_projection)
             return tf.transpose(codes.stack()), proba, state
 

@@ -361,10 +361,7 @@ class WaveNetModel(keras.Model):
         frames = tf.convert_to_tensor(frames, tf.float32)
         if frames.shape.rank == 2:
             frames = frames[tf.newaxis]
-        # Log-mel values lie around -12 (silence) to 3: as they are, the Glorot-initialised
-        # projections would start every gate saturated. A fixed rescaling puts silence at 0
-        # and a mel magnitude of 1 at 1.
-        return self.lc_upsampling(1 - frames / features.SILENCE)
+        return self.lc_upsampling(features.standardize(frames))
 
     def project_local_condition(self, rows):
         """Rows ``[B, T, C]`` -> ``[B, T, layers * 2 * dilation_channels]``: every dilated
