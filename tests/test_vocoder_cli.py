@@ -1,0 +1,195 @@
+"""A vocoder (SPEC section 9) through the command-line tools: train.py on a corpus with a
+conditioned params file, generate.py with --lc_wav / --lc_features, and a one-line error
+(exit 2) for each kind of bad input."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+from wavenet import optimizer_factory
+from wavenet.features import MelFeatures
+from wavenet.params import build_model, load_params, save_network_description
+from wavenet.training import create_checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GENERATE = os.path.join(ROOT, 'generate.py')
+TRAIN = os.path.join(ROOT, 'train.py')
+RATE, HOP, MELS = 8000, 16, 8
+VOCODER = dict(filter_width=2, sample_rate=RATE, dilations=[1, 2, 4, 8], residual_channels=8,
+               dilation_channels=8, quantization_channels=64, skip_channels=16,
+               use_biases=True, scalar_input=False, initial_filter_width=32,
+               lc_channels=MELS, lc_hop_length=HOP, lc_upsample_scales=[4, 4], lc_n_fft=64,
+               lc_fmin=0, lc_fmax=None)
+PLAIN = {key: value for key, value in VOCODER.items() if not key.startswith('lc_')}
+GC_CHANNELS, GC_CARDINALITY = 4, 6
+
+
+def run(script, *flags):
+    return subprocess.run([sys.executable, script, *map(str, flags)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def summaries(logdir):
+    """``{(tag, step): samples}`` of the audio summaries below ``logdir``."""
+    found = {}
+    for events in glob.glob(os.path.join(logdir, '**', 'events.out.tfevents.*'),
+                            recursive=True):
+        for event in tf.compat.v1.train.summary_iterator(events):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == 'audio':
+                    found[value.tag, event.step] = value
+    return found
+
+
+def save_checkpoint(directory, params, gc_channels=None, gc_cardinality=None):
+    net = build_model(load_params_dict(params), gc_channels, gc_cardinality)
+    checkpoint = create_checkpoint(net, optimizer_factory['adam'](1e-3, 0.9))
+    tf.train.CheckpointManager(checkpoint, str(directory), 5,
+                               checkpoint_name='model.ckpt').save(3)
+    save_network_description(str(directory), load_params_dict(params), gc_channels,
+                             gc_cardinality)
+
+
+def load_params_dict(params):
+    return {**{'lc_channels': None, 'lc_hop_length': None, 'lc_upsample_scales': None,
+               'lc_n_fft': 1024, 'lc_fmin': 0, 'lc_fmax': None}, **params}
+
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp('vocoder')
+    save_checkpoint(root / 'vocoder', VOCODER, GC_CHANNELS, GC_CARDINALITY)
+    save_checkpoint(root / 'plain', PLAIN)
+    t = np.arange(1000) / RATE
+    soundfile.write(str(root / 'speech.wav'), 0.5 * np.sin(2 * np.pi * 300 * t * (1 + t)), RATE)
+    features = MelFeatures(RATE, MELS, HOP, 64)
+    frames = features(soundfile.read(str(root / 'speech.wav'), dtype='float32')[0])
+    np.save(root / 'frames.npy', frames)
+    np.save(root / 'wide.npy', np.zeros((10, MELS + 1), np.float32))
+    np.save(root / 'flat.npy', np.zeros(10, np.float32))
+    np.save(root / 'nan.npy', np.full((10, MELS), np.nan, np.float32))
+    (root / 'not.npy').write_text('not numpy')
+    (root / 'not.wav').write_text('not audio')
+    return dict(root=root, vocoder=root / 'vocoder', plain=root / 'plain',
+                wav=root / 'speech.wav', frames=root / 'frames.npy', frame_count=len(frames))
+
+
+def test_copy_synthesis_for_several_speakers(files, tmp_path):
+    """--lc_wav: frames * hop samples per speaker, each speaker voicing the same frames
+    (alone it gets the same audio), the reference beside the generated audio in
+    TensorBoard; --lc_features with the same features gives the same audio."""
+    out = tmp_path / 'out.wav'
+    result = run(GENERATE, files['vocoder'], '--lc_wav', files['wav'], '--gc_id', '1,4',
+                 '--wav_out_path', out, '--seed', 3, '--logdir', tmp_path / 'logs')
+    assert result.returncode == 0, result.stderr
+    samples = files['frame_count'] * HOP
+    assert samples == 1008  # 1000 samples: 63 frames of 16
+    audio = {}
+    for speaker in (1, 4):
+        audio[speaker], rate = soundfile.read(str(tmp_path / f'out_gc{speaker}.wav'))
+        assert rate == RATE and audio[speaker].shape == (samples,)
+    assert not np.array_equal(audio[1], audio[4])
+    found = summaries(tmp_path / 'logs')
+    assert sorted(found) == [('generated', 1), ('generated', 4), ('reference', 0)]
+
+    for source in (['--lc_wav', files['wav']], ['--lc_features', files['frames']]):
+        alone = tmp_path / 'alone.wav'
+        result = run(GENERATE, files['vocoder'], *source, '--gc_id', 4, '--seed', 3,
+                     '--wav_out_path', alone, '--logdir', tmp_path / 'logs')
+        assert result.returncode == 0, result.stderr
+        np.testing.assert_array_equal(soundfile.read(str(alone))[0], audio[4])
+
+
+def test_samples_fewer_than_the_frames_describe(files, tmp_path):
+    out = tmp_path / 'short.wav'
+    for flags in ([], ['--fast_generation', 'false']):
+        result = run(GENERATE, files['vocoder'], '--lc_features', files['frames'],
+                     '--gc_id', 2, '--samples', 300, '--seed', 9, '--wav_out_path', out,
+                     '--logdir', tmp_path / 'logs', *flags)
+        assert result.returncode == 0, result.stderr
+        generated = soundfile.read(str(out))[0]
+        assert generated.shape == (300,)
+        if flags:  # the full-window path draws what the compiled loop drew
+            np.testing.assert_array_equal(generated, first)
+        first = generated
+
+
+@pytest.mark.parametrize('flags, message', [
+    ([], 'the network is a vocoder (lc_channels 8): give the features to voice with '
+         '--lc_wav or --lc_features'),
+    (['--lc_features', 'wide.npy'], '--lc_features {root}/wide.npy: expected [frames, 8] '
+                                    'features (lc_channels of the network), got shape (10, 9)'),
+    (['--lc_features', 'flat.npy'], '--lc_features {root}/flat.npy: expected [frames, 8] '
+                                    'features (lc_channels of the network), got shape (10,)'),
+    (['--lc_features', 'nan.npy'], '--lc_features {root}/nan.npy: features must be finite'),
+    (['--lc_features', 'not.npy'], '--lc_features {root}/not.npy: cannot read it as a NumPy'),
+    (['--lc_features', 'missing.npy'], '--lc_features {root}/missing.npy: cannot read it'),
+    (['--lc_wav', 'not.wav'], '--lc_wav {root}/not.wav: cannot read it as audio'),
+    (['--lc_wav', 'speech.wav', '--lc_features', 'frames.npy'],
+     '--lc_wav and --lc_features cannot be used together'),
+    (['--lc_wav', 'speech.wav', '--wav_seed', 'speech.wav'],
+     '--wav_seed cannot be used with a vocoder'),
+    (['--lc_wav', 'speech.wav', '--samples', 1009],
+     '--samples 1009 is more than the 63 frames of --lc_wav describe (1008 samples)'),
+])
+def test_bad_vocoder_input_is_one_line(files, tmp_path, flags, message):
+    flags = [os.path.join(files['root'], f) if str(f).endswith(('.npy', '.wav')) else f
+             for f in flags]
+    result = run(GENERATE, files['vocoder'], '--gc_id', 1, *flags,
+                 '--wav_out_path', tmp_path / 'out.wav', '--logdir', tmp_path / 'logs')
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('generate.py: error: ')
+    assert message.format(root=files['root']) in lines[0]
+    assert os.listdir(tmp_path) == []  # nothing written, not even the logdir
+
+
+def test_features_for_an_unconditioned_network_refused(files, tmp_path):
+    result = run(GENERATE, files['plain'], '--lc_wav', files['wav'],
+                 '--logdir', tmp_path / 'logs')
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        'generate.py: error: --lc_wav given, but the network is not locally conditioned '
+        '(no lc_channels in its description)')
+
+
+@pytest.mark.parametrize('speakers', [False, True])
+def test_train_py_trains_a_vocoder_that_generate_py_voices(tmp_path, speakers):
+    corpus = tmp_path / 'corpus'
+    rng = np.random.default_rng(1)
+    for speaker in (1, 2):
+        os.makedirs(corpus / f'p{speaker}')
+        soundfile.write(str(corpus / f'p{speaker}' / f'p{speaker}_001.wav'),
+                        rng.uniform(-0.5, 0.5, 900), RATE)
+    params = tmp_path / 'vocoder.json'
+    params.write_text(json.dumps(VOCODER))
+    logdir = tmp_path / 'logdir'
+    gc = ['--gc_channels', GC_CHANNELS] if speakers else []
+    result = run(TRAIN, '--data_dir', corpus, '--wavenet_params', params, '--num_steps', 3,
+                 '--sample_size', 200, '--batch_size', 2, '--silence_threshold', 0,
+                 '--logdir', logdir, *gc)
+    assert result.returncode == 0, result.stderr
+    assert 'step 2 - loss = ' in result.stdout
+    description = json.loads((logdir / 'wavenet_params.json').read_text())
+    for key, value in VOCODER.items():
+        assert description[key] == value, key
+    out = tmp_path / 'out.wav'
+    result = run(GENERATE, logdir, '--lc_wav', corpus / 'p2' / 'p2_001.wav',
+                 '--wav_out_path', out, '--logdir', tmp_path / 'logs',
+                 *(['--gc_id', 2] if speakers else []))
+    assert result.returncode == 0, result.stderr
+    assert soundfile.read(str(out))[0].shape == (-(-900 // HOP) * HOP,)
+    # Resuming keeps the description: a params file without lc fields is refused.
+    plain = tmp_path / 'plain.json'
+    plain.write_text(json.dumps(PLAIN))
+    result = run(TRAIN, '--data_dir', corpus, '--wavenet_params', plain, '--num_steps', 5,
+                 '--silence_threshold', 0, '--logdir', logdir, *gc)
+    assert result.returncode == 2
+    assert '"lc_channels": None in --wavenet_params does not match the network saved in' \
+        in result.stderr
