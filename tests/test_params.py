@@ -5,6 +5,7 @@ import os
 import pytest
 
 from wavenet.params import (
+    LC_DEFAULTS,
     build_model,
     load_network_description,
     load_params,
@@ -21,7 +22,9 @@ ORIGINAL_DEFAULTS = {
 
 def test_default_params_are_the_originals():
     params = load_params(os.path.join(ROOT, 'wavenet_params.json'))
-    assert params == ORIGINAL_DEFAULTS
+    # No local conditioning fields in the file: a plain WaveNet, with the lc defaults.
+    assert params == dict(ORIGINAL_DEFAULTS, **LC_DEFAULTS)
+    assert params['lc_channels'] is None and params['lc_n_fft'] == 1024
     assert build_model(params).receptive_field == 5117
 
 
@@ -58,6 +61,46 @@ def test_network_description_round_trip(tmp_path):
     path = save_network_description(str(tmp_path), ORIGINAL_DEFAULTS, 32, 377)
     assert os.listdir(tmp_path) == ['wavenet_params.json'] and path.endswith('.json')
     description = load_network_description(str(tmp_path))
-    assert description == dict(ORIGINAL_DEFAULTS, gc_channels=32, gc_cardinality=377)
+    assert description == dict(ORIGINAL_DEFAULTS, **LC_DEFAULTS, gc_channels=32,
+                               gc_cardinality=377)
     net = build_model(description, description['gc_channels'], description['gc_cardinality'])
     assert net.gc_embedding.shape == (377, 32)
+
+
+VOCODER = dict(ORIGINAL_DEFAULTS, lc_channels=80, lc_hop_length=256,
+               lc_upsample_scales=[4, 4, 16])
+
+
+def test_vocoder_params_and_their_description(tmp_path):
+    path = tmp_path / 'vocoder.json'
+    path.write_text(json.dumps(VOCODER))
+    params = load_params(str(path))
+    assert params == dict(VOCODER, lc_n_fft=1024, lc_fmin=0, lc_fmax=None)
+    save_network_description(str(tmp_path), params)
+    assert load_network_description(str(tmp_path)) == dict(params, gc_channels=None,
+                                                           gc_cardinality=None)
+    net = build_model(params)
+    assert net.local_condition_channels == 80 and net.lc_hop_length == 256
+    assert net.dilated_stack[0].lc_filter.shape == (1, 80, 32)
+    assert net.receptive_field == 5117  # conditioning does not widen it
+
+
+@pytest.mark.parametrize('change, message', [
+    (dict(lc_upsample_scales=[4, 4, 4]), 'the product of "lc_upsample_scales" [4, 4, 4] is 64, '
+                                         'but "lc_hop_length" is 256'),
+    (dict(lc_upsample_scales=None), '"lc_upsample_scales" must be a non-empty list'),
+    (dict(lc_upsample_scales=[256, 0]), '"lc_upsample_scales" must be a non-empty list'),
+    (dict(lc_hop_length=None), '"lc_hop_length" must be a positive integer'),
+    (dict(lc_channels=0), '"lc_channels" must be a positive integer'),
+    (dict(lc_channels=None), '"lc_hop_length" is set, but "lc_channels" is not'),
+    (dict(lc_n_fft=128), '"lc_n_fft" (128) must be at least "lc_hop_length" (256)'),
+    (dict(lc_fmin=-1), '"lc_fmin" must be a number in [0, 8000)'),
+    (dict(lc_fmax=9000), '"lc_fmax" must be null or a number in (0, 8000]'),
+    (dict(lc_fmin=500, lc_fmax=400), '"lc_fmax" must be null or a number in (500, 8000]'),
+])
+def test_bad_vocoder_params_name_the_field(tmp_path, change, message):
+    path = tmp_path / 'params.json'
+    path.write_text(json.dumps(dict(VOCODER, **change)))
+    with pytest.raises(ValueError) as error:
+        load_params(str(path))
+    assert str(error.value).startswith(f'{path}: ') and message in str(error.value)
