@@ -2,7 +2,9 @@
 # Synthesises the demo corpus: four espeak-ng voices reading the same five sentences,
 # saved VCTK-style as corpus/p<speaker>/p<speaker>_<utterance>.wav, 16 kHz mono 16-bit.
 # The speaker numbers are VCTK's first four (225-228), so --gc_cardinality becomes 229.
-# Needs espeak-ng and sox. Run from anywhere; rewrites demo/corpus.
+# Also a held-out clip, heldout/p225_006.wav: a sixth sentence by the first voice, in no
+# training folder, for judging the vocoder's copy synthesis on speech it never heard.
+# Needs espeak-ng and sox. Run from anywhere; rewrites demo/corpus and demo/heldout.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -27,4 +29,9 @@ for i in "${!voices[@]}"; do
             | sox -t wav - -r 16000 -c 1 -b 16 "$out" gain -n -1
     done
 done
-du -sh corpus
+rm -rf heldout
+mkdir -p heldout
+espeak-ng -v "${voices[0]}" -s 150 --stdout \
+    "When the sunlight strikes raindrops in the air, they act as a prism and form a rainbow." \
+    | sox -t wav - -r 16000 -c 1 -b 16 heldout/p225_006.wav gain -n -1
+du -sh corpus heldout

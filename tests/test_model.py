@@ -292,7 +292,8 @@ def test_incremental_equals_full_window(variant):
 def test_conditioned_incremental_equals_full_window(variant):
     """Local conditioning on every path: pushing codes one by one with each sample's row,
     priming in one pass, and predict_proba over frames agree."""
-    net = make_net(**dict(variant, local_condition_channels=5, lc_upsample_scales=[2, 2, 3]))
+    net = make_net(**dict(variant, dilations=[1, 2, 4, 8, 16, 1, 2, 4, 8, 16],
+                          local_condition_channels=5, lc_upsample_scales=[2, 2, 3]))
     samples = net.receptive_field + 150  # the paths agree once a receptive field was pushed
     frames = np.random.uniform(-11, 2, (1, -(-(samples + 2) // 12), 5)).astype(np.float32)
     rows = net.upsample_local_condition(frames)

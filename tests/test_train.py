@@ -15,7 +15,7 @@ import soundfile
 import tensorflow as tf
 
 from wavenet import optimizer_factory
-from wavenet.params import build_model
+from wavenet.params import LC_DEFAULTS, build_model
 from wavenet.training import create_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,7 +123,7 @@ def test_training_writes_checkpoints_description_and_events(trained):
     assert saved_state(str(logdir / 'model.ckpt-5')) == (5, 6)
 
     description = json.loads((logdir / 'wavenet_params.json').read_text())
-    assert description == dict(PARAMS, gc_channels=GC_CHANNELS, gc_cardinality=3)
+    assert description == dict(PARAMS, **LC_DEFAULTS, gc_channels=GC_CHANNELS, gc_cardinality=3)
 
     scalars, histograms = events(logdir)
     assert set(scalars) == {'loss'}

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from wavenet import optimizer_factory
 from wavenet.features import MelFeatures
-from wavenet.params import build_model, load_params, save_network_description
+from wavenet.params import LC_DEFAULTS, build_model, save_network_description
 from wavenet.training import create_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,17 +48,12 @@ def summaries(logdir):
 
 
 def save_checkpoint(directory, params, gc_channels=None, gc_cardinality=None):
-    net = build_model(load_params_dict(params), gc_channels, gc_cardinality)
+    params = dict(LC_DEFAULTS, **params)
+    net = build_model(params, gc_channels, gc_cardinality)
     checkpoint = create_checkpoint(net, optimizer_factory['adam'](1e-3, 0.9))
     tf.train.CheckpointManager(checkpoint, str(directory), 5,
                                checkpoint_name='model.ckpt').save(3)
-    save_network_description(str(directory), load_params_dict(params), gc_channels,
-                             gc_cardinality)
-
-
-def load_params_dict(params):
-    return {**{'lc_channels': None, 'lc_hop_length': None, 'lc_upsample_scales': None,
-               'lc_n_fft': 1024, 'lc_fmin': 0, 'lc_fmax': None}, **params}
+    save_network_description(str(directory), params, gc_channels, gc_cardinality)
 
 
 @pytest.fixture(scope='module')
@@ -108,16 +103,16 @@ def test_copy_synthesis_for_several_speakers(files, tmp_path):
 
 def test_samples_fewer_than_the_frames_describe(files, tmp_path):
     out = tmp_path / 'short.wav'
+    generated = []
     for flags in ([], ['--fast_generation', 'false']):
         result = run(GENERATE, files['vocoder'], '--lc_features', files['frames'],
                      '--gc_id', 2, '--samples', 300, '--seed', 9, '--wav_out_path', out,
                      '--logdir', tmp_path / 'logs', *flags)
         assert result.returncode == 0, result.stderr
-        generated = soundfile.read(str(out))[0]
-        assert generated.shape == (300,)
-        if flags:  # the full-window path draws what the compiled loop drew
-            np.testing.assert_array_equal(generated, first)
-        first = generated
+        generated.append(soundfile.read(str(out))[0])
+        assert generated[-1].shape == (300,)
+    # The full-window path draws what the compiled loop drew.
+    np.testing.assert_array_equal(generated[0], generated[1])
 
 
 @pytest.mark.parametrize('flags, message', [

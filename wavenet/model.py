@@ -381,7 +381,7 @@ class WaveNetModel(keras.Model):
             raise ValueError('local conditioning given to a network without it '
                              '(local_condition_channels is None)')
 
-    def _conditioning_rows(self, frames, samples):
+    def _upsampled_rows(self, frames, samples):
         """Rows ``[B, samples, C]`` for frames that must cover ``samples`` samples."""
         rows = self.upsample_local_condition(frames)
         if rows.shape[-1] != self.local_condition_channels:
@@ -416,7 +416,7 @@ class WaveNetModel(keras.Model):
         if local_condition_batch is not None:
             length = input_batch.shape[1] if input_batch.shape[1] is not None else \
                 tf.shape(input_batch)[1]
-            rows = self._conditioning_rows(local_condition_batch, length)
+            rows = self._upsampled_rows(local_condition_batch, length)
             # Input position t predicts sample t + 1, so it gets row t + 1.
             lc_projection = self.project_local_condition(rows[:, 1:])
         # The last sample has nothing to be predicted from it, so the network never sees it.
@@ -458,7 +458,7 @@ class WaveNetModel(keras.Model):
         gc_embedding = self.embed_global_condition(global_condition)
         lc_rows = None
         if local_condition is not None:
-            rows = self._conditioning_rows(local_condition, waveform.shape[1] + 1)
+            rows = self._upsampled_rows(local_condition, waveform.shape[1] + 1)
             lc_rows = rows[:, 1:][:, -self.receptive_field:]
         proba = self._window(waveform[:, -self.receptive_field:], gc_embedding, lc_rows)
         return proba[0] if unbatched else proba

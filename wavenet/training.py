@@ -16,8 +16,9 @@ PROFILE_EVERY = 50
 
 def make_train_step(net, optimizer, l2_regularization_strength=None):
     """A ``tf.function`` ``(audio [B, T, 1], gc_ids [B] or None, frames [B, F, C] or None)
-    -> losses`` that updates ``net`` in place (``frames``: a vocoder's features). ``losses`` has ``loss`` and, with L2, ``l2_loss`` and ``total_loss``;
-    ``total_loss`` (or ``loss``) is what was minimized."""
+    -> losses`` that updates ``net`` in place (``frames``: a vocoder's features).
+    ``losses`` has ``loss`` and, with L2, ``l2_loss`` and ``total_loss``; ``total_loss``
+    (or ``loss``) is what was minimized."""
 
     @tf.function(reduce_retracing=True)
     def train_step(audio, gc_ids=None, frames=None):
@@ -147,9 +148,10 @@ def stop_requests():
 def train(train_step, batches, manager, writer, first_step, num_steps, checkpoint_every,
           gc_enabled=False, histograms=False, store_metadata=False):
     """Runs steps ``first_step .. num_steps - 1`` on ``batches`` (an iterator of
-    ``(audio, gc_ids)``, or ``(audio, gc_ids, frames)`` for a vocoder), logging to ``writer`` and saving through ``manager`` every
-    ``checkpoint_every`` steps, on the last step and when stopped. A non-finite loss
-    raises ``TrainingDiverged`` without saving, so the last good checkpoint stays newest."""
+    ``(audio, gc_ids)``, or ``(audio, gc_ids, frames)`` for a vocoder), logging to
+    ``writer`` and saving through ``manager`` every ``checkpoint_every`` steps, on the last
+    step and when stopped. A non-finite loss raises ``TrainingDiverged`` without saving, so
+    the last good checkpoint stays newest."""
     net = manager.checkpoint.model
     completed = saved = first_step - 1
     healthy = True
