@@ -5,6 +5,8 @@ which can be freely downloaded at the following site (~10 GB):
 http://homepages.inf.ed.ac.uk/jyamagis/page3/page58/page58.html
 """
 import os
+import shutil
+import tempfile
 from datetime import datetime
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -14,7 +16,7 @@ import wavenet  # noqa: E402, F401  (first: it loads TensorFlow with its start-u
 # isort: split
 import tensorflow as tf  # noqa: E402
 
-from wavenet import optimizer_factory  # noqa: E402
+from wavenet import distribution, optimizer_factory  # noqa: E402
 from wavenet.audio_reader import AudioReader  # noqa: E402
 from wavenet.cli import (  # noqa: E402
     ArgumentParser,
@@ -34,6 +36,7 @@ from wavenet.params import (  # noqa: E402
 )
 from wavenet.training import (  # noqa: E402
     TrainingDiverged,
+    WorkerLost,
     check_network_description,
     create_checkpoint,
     make_train_step,
@@ -114,6 +117,18 @@ def get_arguments():
     parser.add_argument('--max_checkpoints', type=positive(int), default=MAX_TO_KEEP,
                         help='Maximum amount of checkpoints that will be kept alive. Default: '
                         + str(MAX_TO_KEEP) + '.')
+    parser.add_argument('--distribute', type=str, default='auto',
+                        choices=distribution.CHOICES,
+                        help='How to spread training over devices: auto (several machines '
+                        'when TF_CONFIG is set, else every GPU when there are several, else '
+                        'one device), none, mirrored (every local GPU, or the --cpu_devices) '
+                        'or multi_worker (the machines of TF_CONFIG). Default: auto.')
+    parser.add_argument('--cpu_devices', type=positive(int), default=None,
+                        help='Split the CPU into this many logical devices, so that '
+                        'mirrored training runs without GPUs. Default: not split.')
+    parser.add_argument('--mixed_precision', type=str_to_bool, default=False,
+                        help='Compute in float16 (GPU, with loss scaling) or bfloat16 (CPU); '
+                        'weights, softmax and loss stay float32. Default: False.')
     return parser
 
 
@@ -170,15 +185,32 @@ def main(argv=None):
         reader = create_reader(args, params)
         gc_cardinality = reader.gc_category_cardinality
         check_network_description(restore_from, params, args.gc_channels, gc_cardinality)
+        with native_stderr_silenced():  # TensorFlow logs as it first touches a device
+            strategy = distribution.choose_strategy(args.distribute, args.cpu_devices)
+        distribution.check_global_batch(strategy, args.batch_size)
+        workers = distribution.worker_count(strategy)
+        if len(reader.files) < workers:
+            raise ValueError(f'--data_dir {args.data_dir}: {len(reader.files)} file(s) '
+                             f'cannot be shared among {workers} workers')
     except ValueError as e:
         parser.error(str(e))
+    chief = distribution.is_chief(strategy)
+    if distribution.describe(strategy):
+        print(distribution.describe(strategy))
+    if args.mixed_precision:
+        distribution.set_precision(distribution.mixed_precision_policy())
 
-    with native_stderr_silenced():  # TensorFlow logs as it first touches a device
+    with native_stderr_silenced(), strategy.scope():
         net = build_model(params, args.gc_channels, gc_cardinality, args.histograms)
-        optimizer = optimizer_factory[args.optimizer](args.learning_rate, args.momentum)
+        optimizer = distribution.wrap_optimizer(
+            optimizer_factory[args.optimizer](args.learning_rate, args.momentum))
         checkpoint = create_checkpoint(net, optimizer)
     try:
         saved_step = restore(checkpoint, restore_from)
+        if distribution.differs_between_workers(strategy, -1 if saved_step is None
+                                                else saved_step):
+            raise ValueError(f'the workers found different checkpoints in {restore_from}: '
+                             'it must be a folder every worker sees (shared storage)')
     except ValueError as e:
         # Otherwise TensorFlow lists every value it did not restore as the process exits.
         tf.get_logger().setLevel('ERROR')
@@ -190,21 +222,37 @@ def main(argv=None):
     continuing = os.path.realpath(restore_from) == os.path.realpath(logdir)
     first_step = saved_step + 1 if continuing and saved_step is not None else 0
 
-    os.makedirs(logdir, exist_ok=True)
-    save_network_description(logdir, params, args.gc_channels, gc_cardinality)
-    manager = tf.train.CheckpointManager(checkpoint, logdir, max_to_keep=args.max_checkpoints,
+    # Only the chief writes the logdir; the other workers save (as saving needs every
+    # worker) into a scratch folder of their own, removed at the end.
+    if chief:
+        os.makedirs(logdir, exist_ok=True)
+        save_network_description(logdir, params, args.gc_channels, gc_cardinality)
+        writer = tf.summary.create_file_writer(logdir)
+        checkpoint_dir = logdir
+    else:
+        writer = tf.summary.create_noop_writer()
+        checkpoint_dir = tempfile.mkdtemp(prefix='wavenet-worker-')
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir,
+                                         max_to_keep=args.max_checkpoints,
                                          checkpoint_name='model.ckpt')
+    batches = distribution.distribute_batches(
+        strategy, lambda batch_size, shards, shard: reader.dataset(batch_size, shards=shards,
+                                                                   shard=shard),
+        args.batch_size)
     try:
-        train(make_train_step(net, optimizer, args.l2_regularization_strength or None),
-              iter(reader.dataset(args.batch_size)), manager,
-              tf.summary.create_file_writer(logdir), first_step=first_step,
+        train(make_train_step(net, optimizer, args.l2_regularization_strength or None,
+                              strategy),
+              batches, manager, writer, first_step=first_step,
               num_steps=args.num_steps, checkpoint_every=args.checkpoint_every,
               gc_enabled=args.gc_channels is not None, histograms=args.histograms,
-              store_metadata=args.store_metadata)
-    except TrainingDiverged as e:
+              store_metadata=args.store_metadata, strategy=strategy, chief=chief)
+    except (TrainingDiverged, WorkerLost) as e:
         fail(parser.prog, e, status=1)
     except ValueError as e:  # a corpus in which no file was usable
         parser.error(str(e))
+    finally:
+        if not chief:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
 if __name__ == '__main__':

@@ -170,12 +170,14 @@ class AudioReader:
         return _stack([p for p, _ in pieces]) + _stack([f for _, f in pieces],
                                                        self.features.channels)
 
-    def dataset(self, batch_size, seed=None):
+    def dataset(self, batch_size, seed=None, shards=1, shard=0):
         """An endless ``tf.data.Dataset`` of ``(audio [B, T, 1], gc_ids [B])`` batches,
         shorter pieces zero-padded to the longest in their batch. It ends only if no file
-        in the corpus is usable."""
+        in the corpus is usable. ``shard`` of ``shards``: only every ``shards``-th file,
+        from the ``shard``-th on (one worker's part of a multi-worker training)."""
         ids = [s if self.gc_enabled else 0 for s in self.speaker_ids]
         files = tf.data.Dataset.from_tensor_slices((self.files, tf.constant(ids, tf.int32)))
+        files = files.shard(shards, shard)
         files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
 
         conditioned = self.features is not None

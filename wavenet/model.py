@@ -26,6 +26,12 @@ _glorot = keras.initializers.GlorotUniform
 _zeros = keras.initializers.Zeros
 
 
+def _computed(layer, weight):
+    """``weight`` (float32) in the dtype ``layer`` computes in: float32, or bfloat16 or
+    float16 under a mixed precision policy (SPEC section 10), where weights stay float32."""
+    return tf.cast(weight, layer.compute_dtype)
+
+
 class IdentityOrGlorot(keras.initializers.Initializer):
     """The original's embedding-table initializer: identity when square, else Glorot."""
 
@@ -48,7 +54,7 @@ class CausalLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, taps):
-        return conv_taps(taps, self.kernel)
+        return conv_taps(taps, _computed(self, self.kernel))
 
 
 class LocalConditionUpsampling(keras.layers.Layer):
@@ -75,7 +81,8 @@ class LocalConditionUpsampling(keras.layers.Layer):
     def call(self, frames):
         rows = frames
         for i, scale in enumerate(self.scales):
-            rows = _stretch_and_smooth(rows, getattr(self, f'smooth{i}'), scale)
+            rows = _stretch_and_smooth(rows, _computed(self, getattr(self, f'smooth{i}')),
+                                       scale)
         return rows
 
 
@@ -147,7 +154,7 @@ class ResidualBlock(keras.layers.Layer):
     def lc_kernel(self):
         """``[lc_channels, 2 * dilation_channels]``: the local conditioning's projection
         into filter and gate (applied ahead of the network, see the module docstring)."""
-        return tf.concat([self.lc_filter[0], self.lc_gate[0]], axis=-1)
+        return _computed(self, tf.concat([self.lc_filter[0], self.lc_gate[0]], axis=-1))
 
     def gated_activation(self, taps, gc_embedding=None, lc_projection=None):
         """``tanh(filter) * sigmoid(gate)`` of the dilated convolution over ``taps``;
@@ -155,22 +162,22 @@ class ResidualBlock(keras.layers.Layer):
         the local conditioning, its last rows aligned with the last output step."""
         # Filter and gate share their input, so one matmul computes both.
         kernel = tf.concat([self.filter, self.gate], axis=-1)
-        z = conv_taps(taps, kernel)
+        z = conv_taps(taps, _computed(self, kernel))
         if self.conditioned:
             gc_kernel = tf.concat([self.gc_filter[0], self.gc_gate[0]], axis=-1)
-            z += tf.matmul(gc_embedding, gc_kernel)[:, tf.newaxis, :]
+            z += tf.matmul(gc_embedding, _computed(self, gc_kernel))[:, tf.newaxis, :]
         if self.locally_conditioned:
             z += lc_projection[:, -tf.shape(z)[1]:]
         if self.use_biases:
-            z += tf.concat([self.filter_bias, self.gate_bias], axis=0)
+            z += _computed(self, tf.concat([self.filter_bias, self.gate_bias], axis=0))
         conv_filter, conv_gate = tf.split(z, 2, axis=-1)
         return tf.tanh(conv_filter) * tf.sigmoid(conv_gate)
 
     def residual(self, out, layer_input):
         """The next layer's input: this layer's input plus the 1x1 'dense' transform."""
-        transformed = pointwise(out, self.dense[0])
+        transformed = pointwise(out, _computed(self, self.dense[0]))
         if self.use_biases:
-            transformed += self.dense_bias
+            transformed += _computed(self, self.dense_bias)
         return layer_input + transformed
 
 
@@ -192,12 +199,12 @@ class PostProcessing(keras.layers.Layer):
         self.built = True
 
     def call(self, skip_sum):
-        hidden = pointwise(tf.nn.relu(skip_sum), self.postprocess1[0])
+        hidden = pointwise(tf.nn.relu(skip_sum), _computed(self, self.postprocess1[0]))
         if self.use_biases:
-            hidden += self.postprocess1_bias
-        logits = pointwise(tf.nn.relu(hidden), self.postprocess2[0])
+            hidden += _computed(self, self.postprocess1_bias)
+        logits = pointwise(tf.nn.relu(hidden), _computed(self, self.postprocess2[0]))
         if self.use_biases:
-            logits += self.postprocess2_bias
+            logits += _computed(self, self.postprocess2_bias)
         return logits
 
 
@@ -300,6 +307,7 @@ class WaveNetModel(keras.Model):
         """Logits for the last ``output_width`` steps; ``taps_for(i, value, layer)`` gives
         the taps of conv layer ``i`` whose input is ``value``; ``lc_projection`` (from
         ``project_local_condition``) is aligned with ``network_input``."""
+        network_input = _computed(self, network_input)
         current = self.causal_layer(taps_for(0, network_input, self.causal_layer))
         outputs = []
         # A split, not one slice per layer: each slice's gradient is a full-size tensor.
@@ -313,9 +321,10 @@ class WaveNetModel(keras.Model):
         # Summing per-layer skip outputs equals one matmul over the concatenated layer
         # outputs, which is far cheaper than fifty matmuls and fifty adds.
         skip_kernel = tf.concat([block.skip[0] for block in self.dilated_stack], axis=0)
-        skip_sum = pointwise(tf.concat(outputs, axis=-1), skip_kernel)
+        skip_sum = pointwise(tf.concat(outputs, axis=-1), _computed(self, skip_kernel))
         if self.use_biases:
-            skip_sum += tf.add_n([block.skip_bias for block in self.dilated_stack])
+            skip_sum += _computed(self, tf.add_n([block.skip_bias
+                                                  for block in self.dilated_stack]))
         return self.postprocessing(skip_sum)
 
     def _full_network(self, network_input, gc_embedding, output_width, lc_projection=None):
@@ -337,10 +346,10 @@ class WaveNetModel(keras.Model):
             return None
         if self.global_condition_cardinality is None:
             # Without a table the caller passes the embedding itself, as in the original.
-            return tf.reshape(tf.cast(global_condition, tf.float32),
+            return tf.reshape(tf.cast(global_condition, self.compute_dtype),
                               [-1, self.global_condition_channels])
         ids = tf.reshape(tf.cast(global_condition, tf.int32), [-1])
-        return tf.gather(self.gc_embedding, ids)
+        return _computed(self, tf.gather(self.gc_embedding, ids))
 
     def encode_codes(self, codes):
         """The network input for int codes ``[B, T]``: one-hot, or decoded audio if scalar."""
@@ -361,13 +370,13 @@ class WaveNetModel(keras.Model):
         frames = tf.convert_to_tensor(frames, tf.float32)
         if frames.shape.rank == 2:
             frames = frames[tf.newaxis]
-        return self.lc_upsampling(features.standardize(frames))
+        return self.lc_upsampling(_computed(self, features.standardize(frames)))
 
     def project_local_condition(self, rows):
         """Rows ``[B, T, C]`` -> ``[B, T, layers * 2 * dilation_channels]``: every dilated
         layer's filter and gate projection, in one matmul."""
         kernel = tf.concat([block.lc_kernel for block in self.dilated_stack], axis=-1)
-        return pointwise(tf.convert_to_tensor(rows, tf.float32), kernel)
+        return pointwise(_computed(self, rows), kernel)
 
     def _check_gc(self, global_condition):
         if self.global_condition_channels is not None and global_condition is None:
@@ -422,8 +431,9 @@ class WaveNetModel(keras.Model):
         # The last sample has nothing to be predicted from it, so the network never sees it.
         logits = self(network_input[:, :-1], gc_embedding, lc_projection)
         targets = codes[:, self.receptive_field:]
+        # Softmax and loss in float32 even under mixed precision.
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=targets, logits=logits))
+            labels=targets, logits=tf.cast(logits, tf.float32)))
         if not l2_regularization_strength:
             return loss
         return loss + l2_regularization_strength * self.l2_loss()
@@ -488,7 +498,8 @@ class WaveNetModel(keras.Model):
 
     def zero_incremental_state(self, batch_size):
         """The state of ``reset_incremental_state``: zero input before the first code."""
-        return tf.constant(0), [tf.zeros([length + 1, batch_size, layer.input_channels])
+        return tf.constant(0), [tf.zeros([length + 1, batch_size, layer.input_channels],
+                                         self.compute_dtype)
                                 for layer, length in zip(self.conv_layers, self.queue_lengths)]
 
     def reset_incremental_state(self):

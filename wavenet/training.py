@@ -8,27 +8,38 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from . import distribution
 from .params import load_network_description
 
 # With --store_metadata, one step in this many is profiled (as the original).
 PROFILE_EVERY = 50
 
 
-def make_train_step(net, optimizer, l2_regularization_strength=None):
+def make_train_step(net, optimizer, l2_regularization_strength=None, strategy=None):
     """A ``tf.function`` ``(audio [B, T, 1], gc_ids [B] or None, frames [B, F, C] or None)
     -> losses`` that updates ``net`` in place (``frames``: a vocoder's features).
     ``losses`` has ``loss`` and, with L2, ``l2_loss`` and ``total_loss``; ``total_loss``
-    (or ``loss``) is what was minimized."""
+    (or ``loss``) is what was minimized.
 
-    @tf.function(reduce_retracing=True)
-    def train_step(audio, gc_ids=None, frames=None):
+    Under a ``strategy`` (whose scope built ``net`` and ``optimizer``) the inputs are
+    distributed values, each replica's slice of the global batch, and the losses those of
+    the global batch."""
+    strategy = strategy or tf.distribute.get_strategy()
+
+    def replica_step(audio, gc_ids, frames):
+        # Each replica's mean over its equal slice, divided by the number of replicas, sums
+        # in the gradients' all-reduce to the mean over the global batch. L2 is the same
+        # on every replica, so it is divided likewise and counted once.
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         with tf.GradientTape() as tape:
             loss = net.loss(audio, gc_ids, local_condition_batch=frames)
             losses = {'loss': loss}
             if l2_regularization_strength:
                 losses['l2_loss'] = net.l2_loss()
                 losses['total_loss'] = loss + l2_regularization_strength * losses['l2_loss']
-            objective = losses.get('total_loss', loss)
+            losses = {name: value / replicas for name, value in losses.items()}
+            # Under float16, the loss scaled up so that small gradients do not underflow.
+            objective = optimizer.scale_loss(losses.get('total_loss', losses['loss']))
         variables = net.trainable_variables
         gradients = tape.gradient(objective, variables)
         # The last layer's residual output feeds nothing (as in the original), so its
@@ -36,6 +47,12 @@ def make_train_step(net, optimizer, l2_regularization_strength=None):
         optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables)
                                    if g is not None])
         return losses
+
+    @tf.function(reduce_retracing=True)
+    def train_step(audio, gc_ids=None, frames=None):
+        losses = strategy.run(replica_step, args=(audio, gc_ids, frames))
+        return {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                for name, value in losses.items()}
 
     return train_step
 
@@ -45,6 +62,10 @@ class TrainingDiverged(RuntimeError):
     was saved."""
 
 
+class WorkerLost(RuntimeError):
+    """Another worker of a multi-worker training stopped answering."""
+
+
 def create_checkpoint(net, optimizer):
     """The checkpoint layout shared with generation: ``step``, ``model`` and ``optimizer``
     (generation restores ``tf.train.Checkpoint(model=net)`` from the same files)."""
@@ -52,6 +73,10 @@ def create_checkpoint(net, optimizer):
     # once instead of waiting for the first update, and keeps the layout the same whether
     # or not a weight has a gradient.
     optimizer.build(net.trainable_variables)
+    # Under float16 the optimizer is wrapped for loss scaling; the checkpoint holds the
+    # optimizer inside, so mixed and full precision checkpoints are interchangeable (the
+    # loss scale is not kept: it finds its level again within a few steps).
+    optimizer = getattr(optimizer, 'inner_optimizer', optimizer)
     return tf.train.Checkpoint(step=tf.Variable(-1, dtype=tf.int64), model=net,
                                optimizer=optimizer)
 
@@ -107,16 +132,19 @@ def restore_exactly(checkpoint, prefix):
         raise ValueError(f'cannot restore {prefix} into this network: {reason}') from None
 
 
-def save(manager, step):
-    """Writes ``model.ckpt-<step>``, unless a weight is no longer finite."""
+def save(manager, step, chief=True):
+    """Writes ``model.ckpt-<step>``, unless a weight is no longer finite. In a cluster
+    every worker saves (saving may need them all), the others into a scratch folder."""
     net = manager.checkpoint.model
     if not all(np.isfinite(v.numpy()).all() for v in net.trainable_variables):
         raise TrainingDiverged(f'A weight is not finite after step {step}; stopping. '
                                + last_good(manager))
-    print(f'Storing checkpoint to {manager.directory} ...', end='', flush=True)
+    if chief:
+        print(f'Storing checkpoint to {manager.directory} ...', end='', flush=True)
     manager.checkpoint.step.assign(step)
     manager.save(checkpoint_number=step)
-    print(' Done.')
+    if chief:
+        print(' Done.')
 
 
 def last_good(manager):
@@ -145,13 +173,24 @@ def stop_requests():
             signal.signal(s, handler)
 
 
+# What a collective raises when another worker died or cannot be reached.
+_LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                       tf.errors.CancelledError, tf.errors.AbortedError)
+
+
 def train(train_step, batches, manager, writer, first_step, num_steps, checkpoint_every,
-          gc_enabled=False, histograms=False, store_metadata=False):
+          gc_enabled=False, histograms=False, store_metadata=False, strategy=None,
+          chief=True):
     """Runs steps ``first_step .. num_steps - 1`` on ``batches`` (an iterator of
     ``(audio, gc_ids)``, or ``(audio, gc_ids, frames)`` for a vocoder), logging to
     ``writer`` and saving through ``manager`` every ``checkpoint_every`` steps, on the last
     step and when stopped. A non-finite loss raises ``TrainingDiverged`` without saving, so
-    the last good checkpoint stays newest."""
+    the last good checkpoint stays newest.
+
+    Under a multi-worker ``strategy`` every worker runs this loop in step: a stop request
+    on any of them stops all after the same step, and only the ``chief`` prints where
+    checkpoints go and profiles. A worker that stops answering raises ``WorkerLost``."""
+    strategy = strategy or tf.distribute.get_strategy()
     net = manager.checkpoint.model
     completed = saved = first_step - 1
     healthy = True
@@ -163,7 +202,7 @@ def train(train_step, batches, manager, writer, first_step, num_steps, checkpoin
                 if batch is None:
                     raise ValueError('no usable audio: every file in the corpus was skipped')
                 audio, gc_ids, *frames = batch
-                profiling = store_metadata and step % PROFILE_EVERY == 0
+                profiling = chief and store_metadata and step % PROFILE_EVERY == 0
                 if profiling:
                     print('Storing metadata')
                     tf.profiler.experimental.start(manager.directory)
@@ -185,13 +224,18 @@ def train(train_step, batches, manager, writer, first_step, num_steps, checkpoin
                     if histograms:
                         net.write_histograms(step)
                 if step % checkpoint_every == 0:
-                    save(manager, step)
+                    save(manager, step, chief)
                     saved = step
-                if stop.is_set():
+                if distribution.any_worker(strategy, stop.is_set()):
                     break
     except KeyboardInterrupt:
         print()
+    except _LOST_WORKER_ERRORS as e:
+        # The others cannot join a last checkpoint: the last one saved stands.
+        healthy = False
+        raise WorkerLost(f'another worker stopped answering after step {completed} '
+                         f'({type(e).__name__}); stopping. ' + last_good(manager)) from None
     finally:
         writer.flush()
         if healthy and completed > saved:
-            save(manager, completed)
+            save(manager, completed, chief)
