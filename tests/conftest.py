@@ -5,6 +5,14 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
+from wavenet.distribution import configure_cpu_devices  # noqa: E402
+
+# Two logical CPU devices for the whole session, before TensorFlow starts, so that
+# mirrored training can be tested in this process (one device is used unless a test
+# asks for a strategy).
+CPU_DEVICES = 2
+configure_cpu_devices(CPU_DEVICES)
+
 
 @pytest.fixture(autouse=True)
 def seeded():

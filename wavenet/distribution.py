@@ -79,12 +79,19 @@ def choose_strategy(kind, cpu_devices=None):
         return tf.distribute.get_strategy()
     if kind == 'mirrored':
         devices = tf.config.list_logical_devices('GPU' if gpus else 'CPU')
-        return tf.distribute.MirroredStrategy([d.name for d in devices])
+        return _mirrored_strategy(tuple(d.name for d in devices))
     if cluster is None:
         raise ValueError('--distribute multi_worker: TF_CONFIG is not set (see the README)')
     options = tf.distribute.experimental.CommunicationOptions(
         timeout_seconds=COLLECTIVE_TIMEOUT_SECONDS)
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+@functools.cache
+def _mirrored_strategy(devices):
+    # One per set of devices and process: two would number their all-reduces alike, and
+    # TensorFlow's collective executor would mistake one's for the other's.
+    return tf.distribute.MirroredStrategy(list(devices))
 
 
 def is_multi_worker(strategy):
@@ -120,7 +127,7 @@ def describe(strategy):
                 f'(this is {resolver.task_type} {resolver.task_id})')
     if replicas == 1:
         return None
-    devices = ', '.join(strategy.extended.worker_devices)
+    devices = ', '.join(d.rsplit('/device:', 1)[-1] for d in strategy.extended.worker_devices)
     return f'Training on {replicas} replicas ({devices})'
 
 

@@ -192,6 +192,13 @@ def train(train_step, batches, manager, writer, first_step, num_steps, checkpoin
     checkpoints go and profiles. A worker that stops answering raises ``WorkerLost``."""
     strategy = strategy or tf.distribute.get_strategy()
     net = manager.checkpoint.model
+    spec = getattr(batches, 'element_spec', None)
+    if spec is not None:
+        # One graph for every piece length: a distributed batch's type does not generalize
+        # over shapes as a tensor's does, so each new length would trace the step again.
+        audio_spec, gc_spec, *frames_spec = spec
+        train_step = train_step.get_concrete_function(
+            audio_spec, gc_spec if gc_enabled else None, next(iter(frames_spec), None))
     completed = saved = first_step - 1
     healthy = True
     try:
@@ -206,7 +213,8 @@ def train(train_step, batches, manager, writer, first_step, num_steps, checkpoin
                 if profiling:
                     print('Storing metadata')
                     tf.profiler.experimental.start(manager.directory)
-                losses = train_step(audio, gc_ids if gc_enabled else None, *frames)
+                losses = train_step(audio, gc_ids if gc_enabled else None,
+                                    next(iter(frames), None))
                 objective = float(losses.get('total_loss', losses['loss']))
                 if profiling:
                     tf.profiler.experimental.stop()
