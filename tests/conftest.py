@@ -8,10 +8,9 @@ import pytest  # noqa: E402
 from wavenet.distribution import configure_cpu_devices  # noqa: E402
 
 # Two logical CPU devices for the whole session, before TensorFlow starts, so that
-# mirrored training can be tested in this process (one device is used unless a test
-# asks for a strategy).
-CPU_DEVICES = 2
-configure_cpu_devices(CPU_DEVICES)
+# mirrored training can be tested in this process (one device, with every core, is used
+# unless a test asks for a strategy).
+configure_cpu_devices(2, share_threads=False)
 
 
 @pytest.fixture(autouse=True)

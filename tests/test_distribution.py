@@ -233,6 +233,56 @@ def test_a_lost_worker_stops_the_other_with_a_clear_message(corpus, tmp_path):
                         stderr.splitlines()[-1]), stderr.splitlines()[-1]
 
 
+def test_a_stop_signal_to_one_worker_stops_both_after_the_same_step(corpus, tmp_path):
+    ports = free_ports(2)
+    cluster = {'worker': [f'localhost:{p}' for p in ports]}
+    processes = []
+    (tmp_path / '1').mkdir()
+    for index in range(2):
+        tf_config = json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}})
+        processes.append(subprocess.Popen(
+            [sys.executable, TRAIN, f'--data_dir={corpus}',
+             f'--wavenet_params={corpus}/params.json', '--sample_size=500',
+             '--silence_threshold=0', '--checkpoint_every=1000', '--batch_size=2',
+             '--logdir=logdir'], cwd=tmp_path / str(index) if index else tmp_path, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=dict(os.environ, TF_CONFIG=tf_config, PYTHONUNBUFFERED='1')))
+    chief, other = processes
+    try:
+        lines = []
+        for line in other.stdout:  # Ctrl-C on the worker that is not the chief
+            lines.append(line)
+            if line.startswith('step 5 -'):
+                other.send_signal(signal.SIGINT)
+                break
+        other_out = ''.join(lines) + other.communicate(timeout=120)[0]
+        chief_out, stderr = chief.communicate(timeout=120)
+    finally:
+        for p in processes:
+            p.kill()
+    assert chief.returncode == 0 and other.returncode == 0, stderr
+    last = printed_steps(chief_out)[-1][0]
+    assert printed_steps(other_out)[-1][0] == last >= 5
+    assert checkpoint_numbers(tmp_path / 'logdir') == [0, last]
+    assert os.listdir(tmp_path / '1') == []
+
+
+def test_nan_loss_under_a_mirrored_strategy_keeps_the_last_good_checkpoint(train_main, corpus,
+                                                                           capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_main([f'--data_dir={corpus}', f'--wavenet_params={corpus}/params.json',
+                    '--sample_size=500', '--silence_threshold=0', '--logdir=logdir',
+                    '--distribute=mirrored', '--cpu_devices=2', '--batch_size=2',
+                    '--optimizer=sgd', '--learning_rate=1e30', '--checkpoint_every=1',
+                    '--num_steps=50'])
+    assert exit_info.value.code == 1
+    message = capsys.readouterr().err.splitlines()[-1]
+    match = re.fullmatch(r'train\.py: error: Loss is (NaN|infinite) at step (\d+); stopping\. '
+                         r'The last good checkpoint is logdir/model\.ckpt-(\d+)\.', message)
+    assert match and int(match.group(3)) == int(match.group(2)) - 1, message
+    assert tf.train.latest_checkpoint('logdir') == f'logdir/model.ckpt-{match.group(3)}'
+
+
 @pytest.fixture
 def train_main(monkeypatch, tmp_path):
     """``train.main`` run in this process, in an empty working directory."""

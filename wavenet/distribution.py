@@ -20,13 +20,18 @@ CHOICES = ('auto', 'none', 'mirrored', 'multi_worker')
 COLLECTIVE_TIMEOUT_SECONDS = 600
 
 
-def configure_cpu_devices(count):
+def configure_cpu_devices(count, share_threads=True):
     """Splits the CPU into ``count`` logical devices, so mirrored training can run without
-    GPUs. Raises ``ValueError`` once TensorFlow has started with another count."""
+    GPUs; with ``share_threads`` each device's operations get an equal share of the cores,
+    since the replicas run at once and would otherwise each ask for all of them. Raises
+    ``ValueError`` once TensorFlow has started with another count."""
     cpu = tf.config.list_physical_devices('CPU')[0]
     try:
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+        if share_threads and count > 1:
+            tf.config.threading.set_intra_op_parallelism_threads(
+                max(1, (os.cpu_count() or 1) // count))
     except RuntimeError:  # devices are fixed once the runtime has started
         started = len(tf.config.list_logical_devices('CPU'))
         if started != count:
