@@ -20,7 +20,7 @@ import wavenet  # noqa: E402, F401  (first: it loads TensorFlow with its start-u
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from wavenet import generation, mu_law_decode  # noqa: E402
+from wavenet import checkpoints, generation, mu_law_decode  # noqa: E402
 from wavenet.cli import (  # noqa: E402
     ArgumentParser,
     check_output_directory,
@@ -74,7 +74,7 @@ def get_arguments():
                         help='TensorBoard summaries go to LOGDIR/generate/<timestamp>/')
     parser.add_argument('--wavenet_params', type=str, default=None,
                         help='JSON file with the network parameters (default '
-                             f'{generation.DEFAULT_PARAMS}); only needed when no '
+                             f'{checkpoints.DEFAULT_PARAMS}); only needed when no '
                              'description was saved beside the checkpoint')
     parser.add_argument('--wav_out_path', type=str, default=None,
                         help='Path to output wav file (one per id with several --gc_id)')
@@ -161,11 +161,11 @@ def prepare(args):
         for path in generation.wav_paths(args.wav_out_path, args.gc_id or [0]):
             check_output_file(path, '--wav_out_path')
     check_output_directory(args.logdir, '--logdir')
-    prefix = generation.find_checkpoint(args.checkpoint)
-    description, source = generation.network_description(
+    prefix = checkpoints.find_checkpoint(args.checkpoint)
+    description, source = checkpoints.network_description(
         prefix, args.wavenet_params, args.gc_channels, args.gc_cardinality)
     check_speakers(description, args.gc_id)
-    generation.check_checkpoint(prefix, description, source)
+    checkpoints.check_checkpoint(prefix, description, source)
     frames, reference = local_condition(args, description)
     clip = None
     if args.wav_seed is not None:
@@ -173,7 +173,7 @@ def prepare(args):
                                     description['quantization_channels'],
                                     receptive_field(description))
     net = build_model(description, description['gc_channels'], description['gc_cardinality'])
-    generation.restore(net, prefix)
+    checkpoints.restore_model(net, prefix)
     return net, prefix, description, clip, frames, reference
 
 

@@ -18,6 +18,12 @@ import tensorflow as tf  # noqa: E402
 
 from wavenet import distribution, optimizer_factory  # noqa: E402
 from wavenet.audio_reader import AudioReader  # noqa: E402
+from wavenet.checkpoints import (  # noqa: E402
+    check_network_description,
+    create_checkpoint,
+    keep_original_checkpoints,
+    restore_training,
+)
 from wavenet.cli import (  # noqa: E402
     ArgumentParser,
     check_output_directory,
@@ -34,15 +40,7 @@ from wavenet.params import (  # noqa: E402
     receptive_field,
     save_network_description,
 )
-from wavenet.training import (  # noqa: E402
-    TrainingDiverged,
-    WorkerLost,
-    check_network_description,
-    create_checkpoint,
-    make_train_step,
-    restore,
-    train,
-)
+from wavenet.training import TrainingDiverged, WorkerLost, make_train_step, train  # noqa: E402
 
 BATCH_SIZE = 1
 DATA_DIRECTORY = './VCTK-Corpus'
@@ -206,7 +204,7 @@ def main(argv=None):
             optimizer_factory[args.optimizer](args.learning_rate, args.momentum))
         checkpoint = create_checkpoint(net, optimizer)
     try:
-        saved_step = restore(checkpoint, restore_from)
+        saved_step = restore_training(checkpoint, restore_from)
         if distribution.differs_between_workers(strategy, -1 if saved_step is None
                                                 else saved_step):
             raise ValueError(f'the workers found different checkpoints in {restore_from}: '
@@ -235,6 +233,7 @@ def main(argv=None):
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir,
                                          max_to_keep=args.max_checkpoints,
                                          checkpoint_name='model.ckpt')
+    keep_original_checkpoints(manager)
     batches = distribution.distribute_batches(
         strategy, lambda batch_size, shards, shard: reader.dataset(batch_size, shards=shards,
                                                                    shard=shard),

@@ -31,8 +31,9 @@ def measure(args):
     import tensorflow as tf
 
     from wavenet import distribution, optimizer_factory
+    from wavenet.checkpoints import create_checkpoint
     from wavenet.params import build_model, load_params, receptive_field
-    from wavenet.training import create_checkpoint, make_train_step
+    from wavenet.training import make_train_step
 
     kind = {'single': 'none', 'replicas': 'mirrored', 'worker': 'multi_worker'}[args.child]
     gpus = tf.config.list_physical_devices('GPU')

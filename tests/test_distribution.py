@@ -29,8 +29,9 @@ from test_train import (
 
 from wavenet import WaveNetModel, distribution, optimizer_factory
 from wavenet.audio_reader import AudioReader
+from wavenet.checkpoints import create_checkpoint
 from wavenet.params import build_model
-from wavenet.training import create_checkpoint, make_train_step
+from wavenet.training import make_train_step
 
 README = os.path.join(ROOT, 'README.md')
 

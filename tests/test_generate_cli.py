@@ -14,9 +14,9 @@ import soundfile
 import tensorflow as tf
 
 from wavenet import optimizer_factory
+from wavenet.checkpoints import create_checkpoint
 from wavenet.generation import load_clip
 from wavenet.params import build_model, save_network_description
-from wavenet.training import create_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENERATE = os.path.join(ROOT, 'generate.py')

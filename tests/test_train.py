@@ -15,8 +15,8 @@ import soundfile
 import tensorflow as tf
 
 from wavenet import optimizer_factory
+from wavenet.checkpoints import create_checkpoint
 from wavenet.params import LC_DEFAULTS, build_model
-from wavenet.training import create_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, 'train.py')

@@ -13,9 +13,9 @@ import soundfile
 import tensorflow as tf
 
 from wavenet import optimizer_factory
+from wavenet.checkpoints import create_checkpoint
 from wavenet.features import MelFeatures
 from wavenet.params import LC_DEFAULTS, build_model, save_network_description
-from wavenet.training import create_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENERATE = os.path.join(ROOT, 'generate.py')

@@ -10,7 +10,6 @@ chunk's rows are projected into every layer in one matmul, and each step reads o
 """
 import contextlib
 import os
-import re
 import weakref
 
 import numpy as np
@@ -20,14 +19,11 @@ import tensorflow as tf
 from .audio_reader import load_audio, trim_silence
 from .features import frame_count
 from .ops import mu_law_encode
-from .params import PARAM_FIELDS, load_network_description, load_params
-from .training import restore_exactly
 
 # Samples per compiled call: small enough to show progress, large enough that the call
 # overhead (about a millisecond) is noise.
 CHUNK = 1000
 SEED_SILENCE_THRESHOLD = 0.1
-DEFAULT_PARAMS = './wavenet_params.json'
 
 
 # -- sampling ------------------------------------------------------------------------------
@@ -175,102 +171,6 @@ def _fast_loop(net):
     if net not in _fast_loops:
         _fast_loops[net] = _FastLoop(net)
     return _fast_loops[net]
-
-
-# -- the trained network -------------------------------------------------------------------
-
-def find_checkpoint(path):
-    """The checkpoint prefix for ``path`` (a prefix, or a directory: its newest checkpoint),
-    checked to be readable."""
-    prefix = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
-    if prefix is None:
-        raise ValueError(f'no checkpoint in directory {path}')
-    if not os.path.exists(prefix + '.index'):
-        raise ValueError(f'no checkpoint {prefix} (expected {prefix}.index)')
-    _checkpoint_shapes(prefix)
-    return prefix
-
-
-def network_description(prefix, params_path=None, gc_channels=None, gc_cardinality=None):
-    """``(description, source)``: the network that checkpoint ``prefix`` holds, as params +
-    ``gc_channels`` + ``gc_cardinality``, and where it came from. The description saved
-    beside the checkpoint wins; without one, ``params_path`` and the gc values are used.
-    Explicit values that contradict a saved description are errors naming the field."""
-    saved = load_network_description(os.path.dirname(prefix))
-    if saved is None:
-        params_path = params_path or DEFAULT_PARAMS
-        params = load_params(params_path)
-        return dict(params, gc_channels=gc_channels, gc_cardinality=gc_cardinality), params_path
-    source = os.path.join(os.path.dirname(prefix), 'wavenet_params.json')
-    explicit = load_params(params_path) if params_path else {}
-    explicit.update((name, value) for name, value in
-                    [('gc_channels', gc_channels), ('gc_cardinality', gc_cardinality)]
-                    if value is not None)
-    for field, value in explicit.items():
-        if field in saved and saved[field] != value:
-            given = params_path if field in PARAM_FIELDS else f'--{field}'
-            raise ValueError(f'{field} is {value!r} in {given}, but {saved[field]!r} in {source}'
-                             f' (the network the checkpoint was trained as)')
-    return saved, source
-
-
-def check_checkpoint(prefix, description, source):
-    """Raises a ``ValueError`` naming the field where ``description`` disagrees with the
-    weight shapes in checkpoint ``prefix``."""
-    found = _checkpoint_fields(prefix)
-    expected = dict(description, dilations=len(description['dilations']))
-    for field, value in found.items():
-        if expected.get(field) != value:
-            what = 'dilated layers (dilations)' if field == 'dilations' else field
-            raise ValueError(f'{prefix} holds a network with {what} = {value}, but {source} '
-                             f'says {expected.get(field)}')
-
-
-def _checkpoint_fields(prefix):
-    """What the weight shapes in a checkpoint say about the network's description."""
-    shapes = _checkpoint_shapes(prefix)
-    layers = [name for name in shapes if re.fullmatch(r'layer\d+/filter', name)]
-    required = ('causal_layer/kernel', 'layer0/filter', 'layer0/skip',
-                'postprocessing/postprocess2')
-    if not all(name in shapes for name in required):
-        raise ValueError(f'{prefix} is not a WaveNet checkpoint (no model weights in it)')
-    causal_width, input_channels, _ = shapes['causal_layer/kernel']
-    filter_width, residual_channels, dilation_channels = shapes['layer0/filter']
-    fields = {
-        'filter_width': filter_width, 'residual_channels': residual_channels,
-        'dilation_channels': dilation_channels, 'dilations': len(layers),
-        'skip_channels': shapes['layer0/skip'][2],
-        'quantization_channels': shapes['postprocessing/postprocess2'][2],
-        'use_biases': 'layer0/filter_bias' in shapes, 'scalar_input': input_channels == 1,
-        'gc_channels': shapes['layer0/gc_filter'][1] if 'layer0/gc_filter' in shapes else None,
-        'gc_cardinality': shapes['gc_embedding'][0] if 'gc_embedding' in shapes else None,
-        'lc_channels': shapes['layer0/lc_filter'][1] if 'layer0/lc_filter' in shapes else None,
-        'lc_upsample_scales': [(shapes[f'lc_upsampling/smooth{i}'][0] - 1) // 2
-                               for i in range(len(shapes))
-                               if f'lc_upsampling/smooth{i}' in shapes] or None,
-    }
-    if fields['scalar_input']:
-        fields['initial_filter_width'] = causal_width
-    return fields
-
-
-def _checkpoint_shapes(prefix):
-    """``{weight path in the model: shape}`` of the model weights in a checkpoint."""
-    try:
-        variables = tf.train.list_variables(prefix)
-    except (tf.errors.OpError, ValueError) as e:
-        raise ValueError(f'cannot read checkpoint {prefix} ({type(e).__name__})') from None
-    shapes = {}
-    for key, shape in variables:
-        match = re.fullmatch(r'model/([^.]+)/\.ATTRIBUTES/VARIABLE_VALUE', key)
-        if match:
-            shapes[match.group(1)] = shape
-    return shapes
-
-
-def restore(net, prefix):
-    """Loads the weights of checkpoint ``prefix`` into ``net``; every weight must match."""
-    restore_exactly(tf.train.Checkpoint(model=net), prefix)
 
 
 # -- files ---------------------------------------------------------------------------------

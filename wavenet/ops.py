@@ -1,9 +1,8 @@
-"""Signal-level operations: mu-law companding, causal convolution, optimizers.
+"""Signal-level operations: mu-law companding and causal convolution.
 
 Everything takes eager tensors or numpy arrays and returns tensors, and works
 inside a ``tf.function`` as well.
 """
-import keras
 import tensorflow as tf
 
 
@@ -86,19 +85,3 @@ def causal_conv(value, filter_, dilation):
     value = tf.convert_to_tensor(value, tf.float32)
     filter_ = tf.convert_to_tensor(filter_, tf.float32)
     return conv_taps(causal_taps(value, filter_.shape[0], dilation), filter_)
-
-
-def _adam(learning_rate, momentum=None):
-    del momentum  # Adam keeps its own moment estimates.
-    return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-4)
-
-
-def _sgd(learning_rate, momentum):
-    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
-
-
-def _rmsprop(learning_rate, momentum):
-    return keras.optimizers.RMSprop(learning_rate=learning_rate, momentum=momentum, epsilon=1e-5)
-
-
-optimizer_factory = {'adam': _adam, 'sgd': _sgd, 'rmsprop': _rmsprop}

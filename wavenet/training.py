@@ -9,7 +9,6 @@ import numpy as np
 import tensorflow as tf
 
 from . import distribution
-from .params import load_network_description
 
 # With --store_metadata, one step in this many is profiled (as the original).
 PROFILE_EVERY = 50
@@ -64,72 +63,6 @@ class TrainingDiverged(RuntimeError):
 
 class WorkerLost(RuntimeError):
     """Another worker of a multi-worker training stopped answering."""
-
-
-def create_checkpoint(net, optimizer):
-    """The checkpoint layout shared with generation: ``step``, ``model`` and ``optimizer``
-    (generation restores ``tf.train.Checkpoint(model=net)`` from the same files)."""
-    # Creating the optimizer's slots now, for every weight, makes a restore fill them at
-    # once instead of waiting for the first update, and keeps the layout the same whether
-    # or not a weight has a gradient.
-    optimizer.build(net.trainable_variables)
-    # Under float16 the optimizer is wrapped for loss scaling; the checkpoint holds the
-    # optimizer inside, so mixed and full precision checkpoints are interchangeable (the
-    # loss scale is not kept: it finds its level again within a few steps).
-    optimizer = getattr(optimizer, 'inner_optimizer', optimizer)
-    return tf.train.Checkpoint(step=tf.Variable(-1, dtype=tf.int64), model=net,
-                               optimizer=optimizer)
-
-
-def check_network_description(directory, params, gc_channels, gc_cardinality):
-    """Refuses (``ValueError`` naming the field) a network unlike the one whose description
-    was saved beside the checkpoints in ``directory``; a directory without either passes."""
-    if tf.train.latest_checkpoint(directory) is None:
-        return  # nothing to restore, so nothing to contradict
-    saved = load_network_description(directory)
-    if saved is None:
-        return
-    sources = {'gc_channels': f'--gc_channels={gc_channels}',
-               'gc_cardinality': f'the detected --gc_cardinality={gc_cardinality}'}
-    current = dict(params, gc_channels=gc_channels, gc_cardinality=gc_cardinality)
-    for field, value in saved.items():
-        if field in current and current[field] != value:
-            source = sources.get(field, f'"{field}": {current[field]!r} in --wavenet_params')
-            raise ValueError(f'{source} does not match the network saved in {directory} '
-                             f'("{field}": {value!r})')
-
-
-def restore(checkpoint, directory):
-    """Restores the newest checkpoint in ``directory``; returns its step, or ``None`` when
-    there is none. Raises ``ValueError`` when the checkpoint does not fit the network."""
-    print(f'Trying to restore saved checkpoints from {directory} ...', end='')
-    path = tf.train.latest_checkpoint(directory)
-    if path is None:
-        print(' No checkpoint found.')
-        return None
-    print(f'  Checkpoint found: {path}')
-    print('  Restoring...', end='', flush=True)
-    try:
-        restore_exactly(checkpoint, path)
-    except ValueError:
-        print()
-        raise
-    print(' Done.')
-    step = int(checkpoint.step.numpy())
-    print(f'  Global step was: {step}')
-    return step
-
-
-def restore_exactly(checkpoint, prefix):
-    """Restores checkpoint ``prefix`` into ``checkpoint``'s objects, every one of which must be
-    matched; a mismatch is a one-line ``ValueError`` instead of TensorFlow's report."""
-    try:
-        # Partial only in what the file holds beyond these objects (e.g. the optimizer when
-        # generation restores the model alone, or the save counter).
-        checkpoint.restore(prefix).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f'cannot restore {prefix} into this network: {reason}') from None
 
 
 def save(manager, step, chief=True):

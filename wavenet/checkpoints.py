@@ -1,0 +1,341 @@
+"""Checkpoints: their layout, finding them, the network they hold, restoring them, and
+those of the original TF 1 toolkit (SPEC sections 5, 6 and 11).
+
+A checkpoint of this toolkit is a ``tf.train.Checkpoint`` of ``step``, ``model`` and
+``optimizer`` named ``model.ckpt-<step>``, with the network description
+(``wavenet_params.json``) beside it. The original saved its trainable variables under
+their TF 1 names (``wavenet/dilated_stack/layer3/filter``, and its biases under TF's
+default names ``Variable``, ``Variable_1``, ...) and nothing else: no optimizer state, no
+step but the one in the file name, no description. Such a checkpoint is recognised by
+its names and read through ``tf1_variables``, the one table of those names.
+"""
+import os
+import re
+
+import tensorflow as tf
+
+from .params import PARAM_FIELDS, load_network_description, load_params
+
+DEFAULT_PARAMS = './wavenet_params.json'
+TF1_SCOPE = 'wavenet/'
+# The original's biases, in the order it created them (named positionally, so TF numbered
+# them): per dilated layer filter, gate, dense and skip; in post-processing 1 and 2.
+LAYER_BIASES = ('filter_bias', 'gate_bias', 'dense_bias', 'skip_bias')
+POSTPROCESSING_BIASES = ('postprocess1_bias', 'postprocess2_bias')
+
+
+# -- layout and discovery ----------------------------------------------------------------
+
+def create_checkpoint(net, optimizer):
+    """The checkpoint layout shared with generation: ``step``, ``model`` and ``optimizer``
+    (generation restores ``tf.train.Checkpoint(model=net)`` from the same files)."""
+    # Creating the optimizer's slots now, for every weight, makes a restore fill them at
+    # once instead of waiting for the first update, and keeps the layout the same whether
+    # or not a weight has a gradient.
+    optimizer.build(net.trainable_variables)
+    # Under float16 the optimizer is wrapped for loss scaling; the checkpoint holds the
+    # optimizer inside, so mixed and full precision checkpoints are interchangeable (the
+    # loss scale is not kept: it finds its level again within a few steps).
+    optimizer = getattr(optimizer, 'inner_optimizer', optimizer)
+    return tf.train.Checkpoint(step=tf.Variable(-1, dtype=tf.int64), model=net,
+                               optimizer=optimizer)
+
+
+def find_checkpoint(path):
+    """The checkpoint prefix for ``path`` (a prefix, or a directory: its newest checkpoint),
+    checked to be readable."""
+    prefix = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
+    if prefix is None:
+        raise ValueError(f'no checkpoint in directory {path}')
+    if not os.path.exists(prefix + '.index'):
+        raise ValueError(f'no checkpoint {prefix} (expected {prefix}.index)')
+    checkpoint_shapes(prefix)
+    return prefix
+
+
+def step_in_name(prefix):
+    """``N`` of a prefix named ``model.ckpt-N`` (how the original recorded its step)."""
+    match = re.search(r'-(\d+)$', prefix)
+    return int(match.group(1)) if match else 0
+
+
+def keep_original_checkpoints(manager):
+    """Makes ``manager`` (a ``tf.train.CheckpointManager``) forget the original toolkit's
+    checkpoints it found in its folder, so that ``max_to_keep`` never deletes them: a
+    training continued in the folder of an original checkpoint writes beside those and
+    never removes one."""
+    # The manager keeps what it recovered from the folder's 'checkpoint' file as deletion
+    # candidates, and offers no public way to say "not these".
+    candidates = manager._maybe_delete  # noqa: SLF001
+    for prefix in list(candidates):
+        if os.path.exists(prefix + '.index') and is_tf1_checkpoint(prefix):
+            del candidates[prefix]
+
+
+# -- the network a checkpoint holds ---------------------------------------------------------
+
+def network_description(prefix, params_path=None, gc_channels=None, gc_cardinality=None):
+    """``(description, source)``: the network that checkpoint ``prefix`` holds, as params +
+    ``gc_channels`` + ``gc_cardinality``, and where it came from. The description saved
+    beside the checkpoint wins; without one, ``params_path`` and the gc values are used.
+    Explicit values that contradict a saved description are errors naming the field."""
+    saved = load_network_description(os.path.dirname(prefix))
+    if saved is None:
+        params_path = params_path or DEFAULT_PARAMS
+        params = load_params(params_path)
+        return dict(params, gc_channels=gc_channels, gc_cardinality=gc_cardinality), params_path
+    source = os.path.join(os.path.dirname(prefix), 'wavenet_params.json')
+    explicit = load_params(params_path) if params_path else {}
+    explicit.update((name, value) for name, value in
+                    [('gc_channels', gc_channels), ('gc_cardinality', gc_cardinality)]
+                    if value is not None)
+    for field, value in explicit.items():
+        if field in saved and saved[field] != value:
+            given = params_path if field in PARAM_FIELDS else f'--{field}'
+            raise ValueError(f'{field} is {value!r} in {given}, but {saved[field]!r} in {source}'
+                             f' (the network the checkpoint was trained as)')
+    return saved, source
+
+
+def check_network_description(directory, params, gc_channels, gc_cardinality,
+                              params_path='--wavenet_params'):
+    """Refuses (``ValueError`` naming the field) a network unlike the one whose newest
+    checkpoint is in ``directory``: unlike the description saved beside it, or without
+    one (an original checkpoint) unlike its weights' shapes. No checkpoint passes."""
+    prefix = tf.train.latest_checkpoint(directory)
+    if prefix is None:
+        return  # nothing to restore, so nothing to contradict
+    current = dict(params, gc_channels=gc_channels, gc_cardinality=gc_cardinality)
+    saved = load_network_description(directory)
+    if saved is None:
+        check_checkpoint(prefix, current, params_path)
+        return
+    sources = {'gc_channels': f'--gc_channels={gc_channels}',
+               'gc_cardinality': f'the detected --gc_cardinality={gc_cardinality}'}
+    for field, value in saved.items():
+        if field in current and current[field] != value:
+            source = sources.get(field, f'"{field}": {current[field]!r} in --wavenet_params')
+            raise ValueError(f'{source} does not match the network saved in {directory} '
+                             f'("{field}": {value!r})')
+
+
+def check_checkpoint(prefix, description, source):
+    """Raises a ``ValueError`` naming the field where ``description`` disagrees with the
+    weight shapes in checkpoint ``prefix``."""
+    found = _checkpoint_fields(prefix)
+    expected = dict(description, dilations=len(description['dilations']))
+    for field, value in found.items():
+        if expected.get(field) != value:
+            what = 'dilated layers (dilations)' if field == 'dilations' else field
+            raise ValueError(f'{prefix} holds a network with {what} = {value}, but {source} '
+                             f'says {expected.get(field)}')
+
+
+def _checkpoint_fields(prefix):
+    """What the weight shapes in a checkpoint say about the network's description."""
+    shapes = checkpoint_shapes(prefix)
+    layers = [name for name in shapes if re.fullmatch(r'layer\d+/filter', name)]
+    required = ('causal_layer/kernel', 'layer0/filter', 'layer0/skip',
+                'postprocessing/postprocess2')
+    if not all(name in shapes for name in required):
+        raise ValueError(f'{prefix} is not a WaveNet checkpoint (no model weights in it)')
+    causal_width, input_channels, _ = shapes['causal_layer/kernel']
+    filter_width, residual_channels, dilation_channels = shapes['layer0/filter']
+    fields = {
+        'filter_width': filter_width, 'residual_channels': residual_channels,
+        'dilation_channels': dilation_channels, 'dilations': len(layers),
+        'skip_channels': shapes['layer0/skip'][2],
+        'quantization_channels': shapes['postprocessing/postprocess2'][2],
+        'use_biases': 'layer0/filter_bias' in shapes, 'scalar_input': input_channels == 1,
+        'gc_channels': shapes['layer0/gc_filter'][1] if 'layer0/gc_filter' in shapes else None,
+        'gc_cardinality': shapes['gc_embedding'][0] if 'gc_embedding' in shapes else None,
+        'lc_channels': shapes['layer0/lc_filter'][1] if 'layer0/lc_filter' in shapes else None,
+        'lc_upsample_scales': [(shapes[f'lc_upsampling/smooth{i}'][0] - 1) // 2
+                               for i in range(len(shapes))
+                               if f'lc_upsampling/smooth{i}' in shapes] or None,
+    }
+    if fields['scalar_input']:
+        fields['initial_filter_width'] = causal_width
+    return fields
+
+
+def checkpoint_shapes(prefix):
+    """``{weight path in the model: shape}`` of the model weights in a checkpoint, of this
+    toolkit or of the original (its names translated)."""
+    try:
+        variables = tf.train.list_variables(prefix)
+    except (tf.errors.OpError, ValueError) as e:
+        raise ValueError(f'cannot read checkpoint {prefix} ({type(e).__name__})') from None
+    shapes = {}
+    for key, shape in variables:
+        match = re.fullmatch(r'model/([^.]+)/\.ATTRIBUTES/VARIABLE_VALUE', key)
+        path = match.group(1) if match else _tf1_weight_path(key)
+        if path:
+            shapes[path] = shape
+    return shapes
+
+
+# -- restoring -------------------------------------------------------------------------------
+
+def is_tf1_checkpoint(prefix):
+    """Whether ``prefix`` was written by the original toolkit (by its variable names)."""
+    return any(name.startswith(TF1_SCOPE) for name, _ in tf.train.list_variables(prefix))
+
+
+def restore_exactly(checkpoint, prefix):
+    """Restores checkpoint ``prefix`` into ``checkpoint``'s objects, every one of which must be
+    matched; a mismatch is a one-line ``ValueError`` instead of TensorFlow's report."""
+    try:
+        # Partial only in what the file holds beyond these objects (e.g. the optimizer when
+        # generation restores the model alone, or the save counter).
+        checkpoint.restore(prefix).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f'cannot restore {prefix} into this network: {reason}') from None
+
+
+def restore_model(net, prefix):
+    """Loads the weights of checkpoint ``prefix`` (of either toolkit) into ``net``; every
+    weight must match."""
+    if is_tf1_checkpoint(prefix):
+        load_tf1_weights(net, prefix)
+    else:
+        restore_exactly(tf.train.Checkpoint(model=net), prefix)
+
+
+def restore_training(checkpoint, directory):
+    """Restores the newest checkpoint in ``directory`` into ``checkpoint`` (of
+    ``create_checkpoint``); returns its step, or ``None`` when there is none. One without
+    optimizer state (the original's, or a converted one) starts the optimizer fresh.
+    Raises ``ValueError`` when the checkpoint does not fit the network."""
+    print(f'Trying to restore saved checkpoints from {directory} ...', end='')
+    prefix = tf.train.latest_checkpoint(directory)
+    if prefix is None:
+        print(' No checkpoint found.')
+        return None
+    print(f'  Checkpoint found: {prefix}')
+    print('  Restoring...', end='', flush=True)
+    try:
+        if is_tf1_checkpoint(prefix):
+            load_tf1_weights(checkpoint.model, prefix)
+            checkpoint.step.assign(step_in_name(prefix))
+        elif _holds_optimizer(prefix):
+            restore_exactly(checkpoint, prefix)
+        else:
+            restore_exactly(tf.train.Checkpoint(step=checkpoint.step, model=checkpoint.model),
+                            prefix)
+    except ValueError:
+        print()
+        raise
+    print(' Done.')
+    if is_tf1_checkpoint(prefix) or not _holds_optimizer(prefix):
+        print('  The checkpoint holds no optimizer state (as the original toolkit saved '
+              'none): the optimizer starts fresh.')
+    step = int(checkpoint.step.numpy())
+    print(f'  Global step was: {step}')
+    return step
+
+
+def _holds_optimizer(prefix):
+    return any(name.startswith('optimizer/') for name, _ in tf.train.list_variables(prefix))
+
+
+# -- the original toolkit's checkpoints ---------------------------------------------------
+
+def tf1_variables(net):
+    """``{the original's variable name: net's weight}`` for every weight of ``net``."""
+    names = {f'{TF1_SCOPE}causal_layer/filter': net.causal_layer.kernel}
+    for i, block in enumerate(net.dilated_stack):
+        scope = f'{TF1_SCOPE}dilated_stack/layer{i}/'
+        for weight in ('filter', 'gate', 'dense', 'skip', 'gc_filter', 'gc_gate'):
+            if hasattr(block, weight):
+                names[scope + weight] = getattr(block, weight)
+        if block.use_biases:
+            names.update((scope + _default_name(k), getattr(block, bias))
+                         for k, bias in enumerate(LAYER_BIASES))
+    post = net.postprocessing
+    names[f'{TF1_SCOPE}postprocessing/postprocess1'] = post.postprocess1
+    names[f'{TF1_SCOPE}postprocessing/postprocess2'] = post.postprocess2
+    if post.use_biases:
+        names.update((f'{TF1_SCOPE}postprocessing/{_default_name(k)}', getattr(post, bias))
+                     for k, bias in enumerate(POSTPROCESSING_BIASES))
+    if hasattr(net, 'gc_embedding'):
+        names[f'{TF1_SCOPE}embeddings/gc_embedding'] = net.gc_embedding
+    return names
+
+
+def _default_name(k):
+    return 'Variable' if k == 0 else f'Variable_{k}'
+
+
+def _tf1_weight_path(name):
+    """This toolkit's weight path (as in its checkpoints) for an original variable name."""
+    match = re.fullmatch(r'wavenet/dilated_stack/(layer\d+)/(\w+)', name)
+    if match:
+        layer, weight = match.groups()
+        return f'{layer}/{_bias_by_default_name(weight, LAYER_BIASES)}'
+    match = re.fullmatch(r'wavenet/postprocessing/(\w+)', name)
+    if match:
+        return f'postprocessing/{_bias_by_default_name(match.group(1), POSTPROCESSING_BIASES)}'
+    return {'wavenet/causal_layer/filter': 'causal_layer/kernel',
+            'wavenet/embeddings/gc_embedding': 'gc_embedding'}.get(name)
+
+
+def _bias_by_default_name(name, biases):
+    match = re.fullmatch(r'Variable(?:_(\d+))?', name)
+    if not match:
+        return name
+    k = int(match.group(1) or 0)
+    return biases[k] if k < len(biases) else name
+
+
+# Which description field each dimension of a weight comes from, to name the probable
+# culprit of a shape that does not fit.
+_DIMENSIONS = {
+    'filter': ('filter_width', 'residual_channels', 'dilation_channels'),
+    'gate': ('filter_width', 'residual_channels', 'dilation_channels'),
+    'dense': (None, 'dilation_channels', 'residual_channels'),
+    'skip': (None, 'dilation_channels', 'skip_channels'),
+    'gc_filter': (None, 'gc_channels', 'dilation_channels'),
+    'gc_gate': (None, 'gc_channels', 'dilation_channels'),
+    'filter_bias': ('dilation_channels',), 'gate_bias': ('dilation_channels',),
+    'dense_bias': ('residual_channels',), 'skip_bias': ('skip_channels',),
+    'postprocess1': (None, 'skip_channels', 'skip_channels'),
+    'postprocess2': (None, 'skip_channels', 'quantization_channels'),
+    'postprocess1_bias': ('skip_channels',), 'postprocess2_bias': ('quantization_channels',),
+    'kernel': ('filter_width or initial_filter_width', 'quantization_channels or scalar_input',
+               'residual_channels'),
+    'gc_embedding': ('gc_cardinality', 'gc_channels'),
+}
+
+
+def load_tf1_weights(net, prefix):
+    """Assigns the original toolkit's checkpoint ``prefix`` to ``net``'s weights. A missing
+    variable, one the network does not explain, or a shape unlike the network's is a
+    one-line ``ValueError`` naming the variable (and for a shape, the probable field)."""
+    reader = tf.train.load_checkpoint(prefix)
+    found = reader.get_variable_to_shape_map()
+    expected = tf1_variables(net)
+    for name in sorted(expected):
+        if name not in found:
+            raise ValueError(f'{prefix}: variable {name} is missing (the network described '
+                             'has it)')
+    for name in sorted(found):
+        if name not in expected:
+            raise ValueError(f'{prefix}: variable {name} is not part of the network described '
+                             '(check --wavenet_params and the --gc_* flags)')
+    for name, weight in expected.items():
+        shape = list(found[name])
+        if shape != list(weight.shape):
+            raise ValueError(f'{prefix}: variable {name} has shape {shape}, the network '
+                             f'described has {list(weight.shape)}'
+                             + _probable_field(_tf1_weight_path(name), shape, weight.shape))
+    for name, weight in expected.items():
+        weight.assign(reader.get_tensor(name))
+
+
+def _probable_field(path, found, expected):
+    fields = _DIMENSIONS.get(path.rsplit('/', 1)[-1], ())
+    wrong = [fields[i] for i, (a, b) in enumerate(zip(found, expected))
+             if a != b and i < len(fields) and fields[i]]
+    return f': {wrong[0]} is probably wrong' if wrong else ''

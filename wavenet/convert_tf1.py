@@ -1,0 +1,90 @@
+"""Converts a checkpoint of the original TF 1 toolkit into one of this toolkit.
+
+    python -m wavenet.convert_tf1 logdir/train/2017-01-01T00-00-00/model.ckpt-80000 \\
+        --wavenet_params wavenet_params.json [--gc_channels 32 --gc_cardinality 377] \\
+        --logdir converted
+
+writes ``converted/model.ckpt-80000`` (weights and step; the original saved no optimizer
+state) and its network description, after which ``generate.py converted`` needs no flags
+and ``train.py --logdir converted`` continues at step 80001.
+"""
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from . import checkpoints  # noqa: E402
+from .cli import (  # noqa: E402
+    ArgumentParser,
+    check_output_directory,
+    native_stderr_silenced,
+    positive,
+)
+from .params import build_model, load_params, save_network_description  # noqa: E402
+
+
+def get_arguments():
+    parser = ArgumentParser(prog='python -m wavenet.convert_tf1',
+                            description='Convert a checkpoint of the original TF 1 WaveNet '
+                            'toolkit into a checkpoint of this one.')
+    parser.add_argument('checkpoint', help='The original checkpoint prefix '
+                        '(model.ckpt-N), or its folder (the newest checkpoint in it).')
+    parser.add_argument('--wavenet_params', required=True,
+                        help='The network description the original was trained with.')
+    parser.add_argument('--gc_channels', type=positive(int), default=None,
+                        help='Its --gc_channels, if it was trained with speakers.')
+    parser.add_argument('--gc_cardinality', type=positive(int), default=None,
+                        help='The number of speaker ids it embedded (with --gc_channels).')
+    parser.add_argument('--logdir', required=True,
+                        help='Folder for the converted checkpoint and its description.')
+    return parser
+
+
+def convert(prefix, params, gc_channels, gc_cardinality, logdir):
+    """Writes the original checkpoint ``prefix`` as ``logdir/model.ckpt-N`` (N from its
+    name) with its description; returns the new prefix. ``ValueError`` when the checkpoint
+    does not fit ``params``."""
+    import tensorflow as tf
+
+    with native_stderr_silenced():
+        net = build_model(params, gc_channels, gc_cardinality)
+    checkpoints.load_tf1_weights(net, prefix)
+    step = checkpoints.step_in_name(prefix)
+    os.makedirs(logdir, exist_ok=True)
+    saved = tf.train.Checkpoint(step=tf.Variable(step, dtype=tf.int64), model=net)
+    manager = tf.train.CheckpointManager(saved, logdir, max_to_keep=None,
+                                         checkpoint_name='model.ckpt')
+    path = manager.save(checkpoint_number=step)
+    save_network_description(logdir, params, gc_channels, gc_cardinality)
+    return path
+
+
+def main(argv=None):
+    parser = get_arguments()
+    args = parser.parse_args(argv)
+    if (args.gc_channels is None) != (args.gc_cardinality is None):
+        parser.error('--gc_channels and --gc_cardinality go together (the original needed '
+                     'both for a speaker-conditioned network)')
+    try:
+        check_output_directory(args.logdir, '--logdir')
+        import tensorflow as tf
+        if os.path.isdir(args.logdir) and tf.train.latest_checkpoint(args.logdir):
+            raise ValueError(f'--logdir {args.logdir}: already holds checkpoints; choose an '
+                             'empty folder')
+        params = load_params(args.wavenet_params)
+        prefix = checkpoints.find_checkpoint(args.checkpoint)
+        if not checkpoints.is_tf1_checkpoint(prefix):
+            raise ValueError(f'{prefix} is not a checkpoint of the original toolkit (no '
+                             'variable under wavenet/)')
+        description = dict(params, gc_channels=args.gc_channels,
+                           gc_cardinality=args.gc_cardinality)
+        checkpoints.check_checkpoint(prefix, description, args.wavenet_params)
+        path = convert(prefix, params, args.gc_channels, args.gc_cardinality, args.logdir)
+    except ValueError as e:
+        parser.error(str(e))
+    print(f'Converted {prefix} into {path}')
+    print(f'Generate with: python generate.py {args.logdir}')
+
+
+if __name__ == '__main__':
+    sys.exit(main())
