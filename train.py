@@ -182,7 +182,8 @@ def main(argv=None):
         params = load_params(args.wavenet_params)
         reader = create_reader(args, params)
         gc_cardinality = reader.gc_category_cardinality
-        check_network_description(restore_from, params, args.gc_channels, gc_cardinality)
+        check_network_description(restore_from, params, args.gc_channels, gc_cardinality,
+                                  f'--wavenet_params {args.wavenet_params}')
         with native_stderr_silenced():  # TensorFlow logs as it first touches a device
             strategy = distribution.choose_strategy(args.distribute, args.cpu_devices)
         distribution.check_global_batch(strategy, args.batch_size)
