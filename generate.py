@@ -230,10 +230,11 @@ def main():
     logdir = os.path.join(args.logdir, 'generate',
                           datetime.datetime.now().strftime('%Y-%m-%dT%H-%M-%S'))
     with native_stderr_silenced(), tf.summary.create_file_writer(logdir).as_default():
-        # One clip per speaker, all under the tag 'generated'; the step is the speaker id.
+        # A tag per speaker, so TensorBoard shows every speaker's clip at once.
         for key, row in zip(keys, audio):
-            tf.summary.audio('generated', row[np.newaxis, :, np.newaxis], sample_rate,
-                             step=key, max_outputs=1)
+            tag = f'generated/speaker_{key}' if args.gc_id else 'generated'
+            tf.summary.audio(tag, row[np.newaxis, :, np.newaxis], sample_rate, step=0,
+                             max_outputs=1)
         if reference is not None:  # copy synthesis: the original beside it
             tf.summary.audio('reference', reference[np.newaxis, :args.samples, np.newaxis],
                              sample_rate, step=0, max_outputs=1)

@@ -84,7 +84,8 @@ def test_several_speakers_with_seed_clip(files, tmp_path):
         audio, sample_rate = soundfile.read(str(tmp_path / f'out_gc{speaker}.wav'))
         assert sample_rate == 8000 and audio.shape == (len(clip) + 250,)
         assert soundfile.info(str(tmp_path / f'out_gc{speaker}.wav')).subtype == 'PCM_16'
-    assert audio_summaries(tmp_path / 'logs') == [('generated', 2), ('generated', 5)]
+    assert audio_summaries(tmp_path / 'logs') == [('generated/speaker_2', 0),
+                                                  ('generated/speaker_5', 0)]
 
     # Alone, or through the full-window path, a speaker gets the same audio.
     for flags in ([], ['--fast_generation', 'false']):
@@ -117,7 +118,7 @@ def test_generates_from_a_checkpoint_written_by_train_py(tmp_path):
     assert result.returncode == 0, result.stderr
     audio, sample_rate = soundfile.read(str(out))
     assert sample_rate == 16000 and audio.shape == (300,)
-    assert audio_summaries(tmp_path / 'logs') == [('generated', 3)]
+    assert audio_summaries(tmp_path / 'logs') == [('generated/speaker_3', 0)]
 
 
 ERRORS = {

@@ -91,7 +91,8 @@ def test_copy_synthesis_for_several_speakers(files, tmp_path):
         assert rate == RATE and audio[speaker].shape == (samples,)
     assert not np.array_equal(audio[1], audio[4])
     found = summaries(tmp_path / 'logs')
-    assert sorted(found) == [('generated', 1), ('generated', 4), ('reference', 0)]
+    assert sorted(found) == [('generated/speaker_1', 0), ('generated/speaker_4', 0),
+                             ('reference', 0)]
 
     for source in (['--lc_wav', files['wav']], ['--lc_features', files['frames']]):
         alone = tmp_path / 'alone.wav'
