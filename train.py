@@ -182,6 +182,7 @@ def main(argv=None):
         params = load_params(args.wavenet_params)
         reader = create_reader(args, params)
         gc_cardinality = reader.gc_category_cardinality
+        print(reader.summary())
         check_network_description(restore_from, params, args.gc_channels, gc_cardinality,
                                   f'--wavenet_params {args.wavenet_params}')
         with native_stderr_silenced():  # TensorFlow logs as it first touches a device
@@ -249,7 +250,7 @@ def main(argv=None):
     except (TrainingDiverged, WorkerLost) as e:
         fail(parser.prog, e, status=1)
     except ValueError as e:  # a corpus in which no file was usable
-        parser.error(str(e))
+        parser.error(str(e) + reader.silence_hint())
     finally:
         if not chief:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)

@@ -245,6 +245,31 @@ def test_corpus_errors_are_one_line(train_main, tmp_path, capsys):
     assert not (tmp_path / 'logdir').exists()
 
 
+def test_a_corpus_of_silence_is_refused_with_a_threshold_that_would_keep_it(train_main, tmp_path,
+                                                                          capsys):
+    t = np.arange(8000) / 16000
+    for speaker in (1, 2):
+        path = tmp_path / 'quiet' / f'p{speaker}_001.wav'
+        path.parent.mkdir(exist_ok=True)
+        # A sine of amplitude A has a frame RMS of A / sqrt(2): 0.0141 for the louder one.
+        soundfile.write(str(path), 0.01 * speaker * np.sin(2 * np.pi * 440 * t), 16000,
+                        subtype='FLOAT')
+    (tmp_path / 'params.json').write_text(json.dumps(PARAMS))
+    flags = [f'--data_dir={tmp_path / "quiet"}', f'--wavenet_params={tmp_path}/params.json',
+             '--logdir=logdir', '--sample_size=500']
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(flags)  # the default threshold, 0.3
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert f'Corpus {tmp_path / "quiet"}: 2 files, 2 speakers, 1.0 seconds of audio' in out
+    match = re.fullmatch(r'train\.py: error: no usable audio: every file in the corpus was '
+                         r'skipped; the loudest frame RMS found was ([0-9.]+): '
+                         r'--silence_threshold=0\.007 would keep it', err.splitlines()[-1])
+    assert match and float(match.group(1)) == pytest.approx(0.02 / np.sqrt(2), rel=0.01), err
+    train_main([*flags, '--silence_threshold=0.007', '--num_steps=1'])  # and it does
+    assert printed_steps(capsys.readouterr().out)[0][0] == 0
+
+
 @pytest.mark.parametrize('gc_flag, params_change, field', [
     ('--gc_channels=8', {}, '--gc_channels=8 does not match'),
     (None, {}, '--gc_channels=None does not match'),

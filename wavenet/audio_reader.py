@@ -47,6 +47,12 @@ def load_audio(filename, sample_rate):
     return audio.astype(np.float32)
 
 
+def loudest_frame(audio, frame_length=FRAME_LENGTH):
+    """The highest frame RMS energy of ``audio``, as ``trim_silence`` measures it."""
+    frame_length = min(frame_length, audio.size)
+    return float(librosa.feature.rms(y=audio, frame_length=frame_length).max(initial=0))
+
+
 def trim_silence(audio, threshold, frame_length=FRAME_LENGTH):
     """Removes silence at the beginning and end of ``audio`` (the original's code)."""
     if audio.size < frame_length:
@@ -131,6 +137,39 @@ class AudioReader:
             print(f'Detected --gc_cardinality={self.gc_category_cardinality}')
         # Files found unusable, so each is warned about once and not decoded again.
         self._skipped = set()
+        # The loudest frame of the files dropped as silence, for the hint when all are.
+        self._loudest_silence = None
+
+    def summary(self):
+        """One line on the corpus: files, speakers (distinct ids in the names), hours."""
+        seconds = 0.0
+        for filename in self.files:
+            try:
+                seconds += soundfile.info(filename).duration
+            except Exception:  # unreadable: warned about when the pipeline meets it
+                pass
+        speakers = len({s for s in self.speaker_ids if s is not None})
+        if seconds >= 3600:
+            length = f'{seconds / 3600:.1f} hours'
+        elif seconds >= 60:
+            length = f'{seconds / 60:.1f} minutes'
+        else:
+            length = f'{seconds:.1f} seconds'
+        return (f'Corpus {self.audio_dir}: {len(self.files)} files, {speakers} speakers, '
+                f'{length} of audio')
+
+    def silence_hint(self):
+        """When files were dropped as silence: the loudest frame RMS among them and a
+        ``--silence_threshold`` that would have kept it (``''`` otherwise)."""
+        loudest = self._loudest_silence
+        if loudest is None:
+            return ''
+        if loudest <= MIN_SILENCE_THRESHOLD:
+            return (f'; the loudest frame RMS found was {loudest:.2g}: the audio is silent '
+                    '(--silence_threshold=0 turns trimming off)')
+        keep = float(f'{loudest / 2:.1g}')  # half of the loudest, one significant digit
+        return (f'; the loudest frame RMS found was {loudest:.3g}: '
+                f'--silence_threshold={keep:g} would keep it')
 
     def pieces(self, filename):
         """The training pieces of one file (with ``features``: ``(piece, frames)`` pairs);
@@ -145,11 +184,13 @@ class AudioReader:
         if audio.size == 0:
             return self._skip(filename, f'{filename} was ignored as it contains no audio.')
         if self.silence_threshold is not None and self.silence_threshold > MIN_SILENCE_THRESHOLD:
-            audio = trim_silence(audio, self.silence_threshold)
-            if audio.size == 0:
+            trimmed = trim_silence(audio, self.silence_threshold)
+            if trimmed.size == 0:
+                self._loudest_silence = max(self._loudest_silence or 0.0, loudest_frame(audio))
                 return self._skip(
                     filename, f'{filename} was ignored as it contains only silence. Consider '
                               'decreasing trim_silence threshold, or adjust volume of the audio.')
+            audio = trimmed
         if self.features is not None:
             return cut_conditioned_pieces(audio, self.features(audio), self.features,
                                           self.receptive_field, self.sample_size)
