@@ -40,7 +40,13 @@ from wavenet.params import (  # noqa: E402
     receptive_field,
     save_network_description,
 )
-from wavenet.training import TrainingDiverged, WorkerLost, make_train_step, train  # noqa: E402
+from wavenet.training import (  # noqa: E402
+    TrainingDiverged,
+    WorkerLost,
+    make_train_step,
+    make_validation,
+    train,
+)
 
 BATCH_SIZE = 1
 DATA_DIRECTORY = './VCTK-Corpus'
@@ -115,6 +121,15 @@ def get_arguments():
     parser.add_argument('--max_checkpoints', type=positive(int), default=MAX_TO_KEEP,
                         help='Maximum amount of checkpoints that will be kept alive. Default: '
                         + str(MAX_TO_KEEP) + '.')
+    parser.add_argument('--validation_fraction', type=float, default=0,
+                        help='Hold out this fraction of the files (chosen by a hash of their '
+                        'path, the same on every run) for a validation loss. Default: 0 (off).')
+    parser.add_argument('--validation_dir', type=str, default=None,
+                        help='Or hold out the .wav files of this folder instead. '
+                        'Default: None.')
+    parser.add_argument('--validation_pieces', type=positive(int), default=16,
+                        help='Pieces of held-out audio whose mean loss is logged as '
+                        'validation_loss every --checkpoint_every steps. Default: 16.')
     parser.add_argument('--distribute', type=str, default='auto',
                         choices=distribution.CHOICES,
                         help='How to spread training over devices: auto (several machines '
@@ -156,15 +171,40 @@ def validate_directories(args):
     return logdir, restore_from
 
 
-def create_reader(args, params):
-    if not os.path.isdir(args.data_dir):
+def create_reader(args, params, directory=None):
+    """The corpus of --data_dir (or of ``directory``, with no validation split)."""
+    if directory is None and not os.path.isdir(args.data_dir):
         raise ValueError(f'--data_dir {args.data_dir}: no such directory')
     # The reader treats a threshold <= MIN_SILENCE_THRESHOLD as "do not trim".
     return AudioReader(
-        args.data_dir, sample_rate=params['sample_rate'],
+        directory or args.data_dir, sample_rate=params['sample_rate'],
+        validation_fraction=0 if directory else args.validation_fraction,
         gc_enabled=args.gc_channels is not None, receptive_field=receptive_field(params),
         sample_size=args.sample_size or None, silence_threshold=args.silence_threshold,
         features=MelFeatures.from_params(params))
+
+
+def held_out_pieces(args, params, reader):
+    """The validation pieces: from the held-out files of the corpus or --validation_dir."""
+    files, source = reader.validation_files, '--validation_fraction'
+    if args.validation_dir:
+        if not os.path.isdir(args.validation_dir):
+            raise ValueError(f'--validation_dir {args.validation_dir}: no such directory')
+        held = create_reader(args, params, args.validation_dir)
+        files, source = held.files, f'--validation_dir {args.validation_dir}'
+        reader.hold_out(files)  # a folder inside the corpus: its files must not train
+        if reader.gc_category_cardinality is not None:
+            outside = [f for f, s in zip(held.files, held.speaker_ids)
+                       if s >= reader.gc_category_cardinality]
+            if outside:
+                raise ValueError(f'{source}: {outside[0]} has a speaker id beyond the '
+                                 f'training corpus\'s {reader.gc_category_cardinality - 1}')
+    if not files:
+        return None
+    pieces = reader.validation_pieces(files, args.validation_pieces)
+    if not pieces:
+        raise ValueError(f'{source}: no usable audio in the held-out files')
+    return pieces
 
 
 def main(argv=None):
@@ -175,6 +215,11 @@ def main(argv=None):
                      f'got {args.l2_regularization_strength}')
     if not 0 <= args.momentum <= 1:  # Keras' SGD refuses anything else
         parser.error(f'argument --momentum: must be between 0 and 1, got {args.momentum}')
+    if not 0 <= args.validation_fraction < 1:
+        parser.error('argument --validation_fraction: must be at least 0 and below 1, got '
+                     f'{args.validation_fraction}')
+    if args.validation_fraction and args.validation_dir:
+        parser.error('--validation_fraction and --validation_dir cannot be used together')
     # Every check on the flags, the params file and the corpus comes before a model is
     # built or a file written.
     try:
@@ -182,6 +227,7 @@ def main(argv=None):
         params = load_params(args.wavenet_params)
         reader = create_reader(args, params)
         gc_cardinality = reader.gc_category_cardinality
+        validation_pieces = held_out_pieces(args, params, reader)
         print(reader.summary())
         check_network_description(restore_from, params, args.gc_channels, gc_cardinality,
                                   f'--wavenet_params {args.wavenet_params}')
@@ -246,7 +292,9 @@ def main(argv=None):
               batches, manager, writer, first_step=first_step,
               num_steps=args.num_steps, checkpoint_every=args.checkpoint_every,
               gc_enabled=args.gc_channels is not None, histograms=args.histograms,
-              store_metadata=args.store_metadata, strategy=strategy, chief=chief)
+              store_metadata=args.store_metadata, strategy=strategy, chief=chief,
+              validation=make_validation(net, validation_pieces)
+              if chief and validation_pieces else None)
     except (TrainingDiverged, WorkerLost) as e:
         fail(parser.prog, e, status=1)
     except ValueError as e:  # a corpus in which no file was usable

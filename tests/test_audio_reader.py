@@ -237,3 +237,38 @@ def test_conditioned_batches(tmp_path):
     short = 1 - row
     assert not np.any(audio[short, 116:].numpy())
     np.testing.assert_array_equal(frames[short, -(-116 // 16):].numpy(), features.silence(6))
+
+
+def test_validation_split_is_stable_disjoint_and_never_trains(tmp_path):
+    names = [f'p{s}/p{s}_{u:03d}.wav' for s in range(1, 11) for u in range(1, 11)]
+    level = {name: (i + 1) / 256 for i, name in enumerate(names)}  # each file its own value
+    for name in names:
+        write_wav(tmp_path / 'a' / name, np.full(600, level[name], np.float32))
+    reader = AudioReader(str(tmp_path / 'a'), SAMPLE_RATE, gc_enabled=True, receptive_field=4,
+                         validation_fraction=0.25)
+    held = {os.path.relpath(f, tmp_path / 'a') for f in reader.validation_files}
+    trains = {os.path.relpath(f, tmp_path / 'a') for f in reader.files}
+    assert held.isdisjoint(trains) and held | trains == set(names)
+    assert 15 <= len(held) <= 35  # about a quarter of 100
+    # The speaker ids of held-out files still count; the training ids are the rest.
+    assert reader.gc_category_cardinality == 11
+    assert sorted(reader.speaker_ids) == sorted(int(n.split('/')[0][1:]) for n in trains)
+    # The same files elsewhere, with more beside them: the same split of the old ones.
+    level_b = dict(level, **{'p11/p11_001.wav': 0.875, 'p12/p12_001.wav': 0.9375})
+    for name, value in level_b.items():
+        write_wav(tmp_path / 'b' / name, np.full(600, value, np.float32))
+    again = AudioReader(str(tmp_path / 'b'), SAMPLE_RATE, gc_enabled=True, receptive_field=4,
+                        validation_fraction=0.25)
+    again_held = {os.path.relpath(f, tmp_path / 'b') for f in again.validation_files}
+    assert again_held - {'p11/p11_001.wav', 'p12/p12_001.wav'} == held
+    # Nothing held out reaches a training batch: a pass over the files shows every training
+    # file's value and no held-out one's.
+    seen = {float(v) for audio, _ in batches(again, len(again.files), batch_size=1)
+            for v in np.unique(audio) if v}
+    assert seen == {level_b[n] for n in set(level_b) - again_held}
+    pieces = reader.validation_pieces(reader.validation_files, 5)
+    assert len(pieces) == 5 and pieces[0][0].shape == (1, 604, 1)
+    assert pieces[0][1][0] == int(sorted(held)[0].split('/')[0][1:])
+    with pytest.raises(ValueError, match='holds out none of the 100 files'):
+        AudioReader(str(tmp_path / 'a'), SAMPLE_RATE, gc_enabled=True, receptive_field=4,
+                    validation_fraction=1e-9)

@@ -15,6 +15,7 @@ import soundfile
 import tensorflow as tf
 
 from wavenet import optimizer_factory
+from wavenet.audio_reader import cut_pieces, load_audio
 from wavenet.checkpoints import create_checkpoint
 from wavenet.params import LC_DEFAULTS, build_model
 
@@ -268,6 +269,51 @@ def test_a_corpus_of_silence_is_refused_with_a_threshold_that_would_keep_it(trai
     assert match and float(match.group(1)) == pytest.approx(0.02 / np.sqrt(2), rel=0.01), err
     train_main([*flags, '--silence_threshold=0.007', '--num_steps=1'])  # and it does
     assert printed_steps(capsys.readouterr().out)[0][0] == 0
+
+
+def test_validation_loss_of_the_held_out_files(train_main, corpus, tmp_path, capsys):
+    # p1/p1_001.wav and p2/p2_002.wav hash below 0.6, the other two above.
+    train_main(train_flags(corpus, '--logdir=logdir', '--validation_fraction=0.6',
+                           '--validation_pieces=3', '--checkpoint_every=2', '--num_steps=5'))
+    out = capsys.readouterr().out
+    assert (f'Corpus {corpus}: 4 files (2 held out for validation), 2 speakers, '
+            '1.0 seconds of audio') in out
+    printed = {int(step): float(loss) for step, loss in
+               re.findall(r'^step (\d+) - validation_loss = (\d+\.\d{3})$', out, re.M)}
+    assert sorted(printed) == [0, 2, 4]
+    scalars, _ = events(tmp_path / 'logdir')
+    assert sorted(scalars['validation_loss']) == [0, 2, 4]
+    # Independently: the step-4 weights' mean loss over the first three pieces of the
+    # held-out files, in sorted order.
+    net = build_model(PARAMS)
+    tf.train.Checkpoint(model=net).read('logdir/model.ckpt-4').expect_partial()
+    pieces = [p for name in ('p1/p1_001.wav', 'p2/p2_002.wav')
+              for p in cut_pieces(load_audio(str(corpus / name), 16000), net.receptive_field,
+                                  500)][:3]
+    expected = np.mean([float(net.loss(p[np.newaxis, :, np.newaxis])) for p in pieces])
+    assert scalars['validation_loss'][4] == pytest.approx(expected, abs=1e-5)
+    assert printed[4] == pytest.approx(expected, abs=1e-3)
+
+
+def test_validation_flags_are_checked(train_main, corpus, tmp_path, capsys):
+    cases = [(['--validation_fraction=1'], 'argument --validation_fraction: must be at least 0'),
+             (['--validation_fraction=0.2', f'--validation_dir={corpus}'],
+              '--validation_fraction and --validation_dir cannot be used together'),
+             (['--validation_fraction=0.001'], '--validation_fraction 0.001 holds out none of '),
+             (['--validation_dir=nowhere'], '--validation_dir nowhere: no such directory')]
+    for flags, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            train_main(train_flags(corpus, '--logdir=logdir', *flags))
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f'train.py: error: {message}') and err.count('\n') == 1, err
+    assert not (tmp_path / 'logdir').exists()
+    # A folder inside the corpus: its files are held out, the rest train.
+    train_main(train_flags(corpus, '--logdir=logdir', f'--validation_dir={corpus}/p2',
+                           '--num_steps=1'))
+    out = capsys.readouterr().out
+    assert re.search(r'^step 0 - validation_loss = \d', out, re.M)
+    assert '4 files (2 held out for validation), 2 speakers' in out
 
 
 @pytest.mark.parametrize('gc_flag, params_change, field', [

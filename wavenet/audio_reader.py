@@ -9,6 +9,7 @@ its feature frames, computed from the trimmed clip and cut on the same frame bou
 import os
 import re
 import sys
+import zlib
 
 import librosa
 import numpy as np
@@ -27,6 +28,13 @@ def find_files(directory, extension='.wav'):
     return sorted(os.path.join(root, name)
                   for root, _, names in os.walk(directory)
                   for name in names if name.endswith(extension))
+
+
+def held_out(path, fraction):
+    """Whether the file at ``path`` (relative to the corpus) belongs to the validation set:
+    a hash of the path, so the split is the same on every run and machine, and adding files
+    never moves another from one side to the other."""
+    return zlib.crc32(path.replace(os.sep, '/').encode()) / 2 ** 32 < fraction
 
 
 def speaker_id(filename):
@@ -115,7 +123,7 @@ class AudioReader:
     """
 
     def __init__(self, audio_dir, sample_rate, gc_enabled, receptive_field, sample_size=None,
-                 silence_threshold=None, features=None):
+                 silence_threshold=None, features=None, validation_fraction=0):
         self.audio_dir = audio_dir
         self.sample_rate = sample_rate
         self.gc_enabled = gc_enabled
@@ -126,37 +134,62 @@ class AudioReader:
         self.files = find_files(audio_dir)
         if not self.files:
             raise ValueError(f"No audio files found in '{audio_dir}'.")
-        self.speaker_ids = [speaker_id(f) for f in self.files]
+        # Held-out files never train; the speaker ids below cover them too.
+        self.validation_files = [f for f in self.files
+                                 if held_out(os.path.relpath(f, audio_dir), validation_fraction)]
+        if validation_fraction and not self.validation_files:
+            raise ValueError(f'--validation_fraction {validation_fraction} holds out none of '
+                             f'the {len(self.files)} files; raise it or use --validation_dir')
+        if len(self.validation_files) == len(self.files):
+            raise ValueError(f'--validation_fraction {validation_fraction} holds out all '
+                             f'{len(self.files)} files, leaving none to train on')
+        all_speaker_ids = [speaker_id(f) for f in self.files]
         self.gc_category_cardinality = None
         if gc_enabled:
-            for filename, speaker in zip(self.files, self.speaker_ids):
+            for filename, speaker in zip(self.files, all_speaker_ids):
                 if speaker is None:
                     raise ValueError(f"Global conditioning is enabled, but '{filename}' has no "
                                      f"speaker id (expected a name like p225_001.wav).")
-            self.gc_category_cardinality = max(self.speaker_ids) + 1
+            self.gc_category_cardinality = max(all_speaker_ids) + 1
             print(f'Detected --gc_cardinality={self.gc_category_cardinality}')
+        held = set(self.validation_files)
+        self.files = [f for f in self.files if f not in held]
+        self.speaker_ids = [speaker_id(f) for f in self.files]
         # Files found unusable, so each is warned about once and not decoded again.
         self._skipped = set()
         # The loudest frame of the files dropped as silence, for the hint when all are.
         self._loudest_silence = None
 
+    def hold_out(self, files):
+        """Moves ``files`` (e.g. those of a --validation_dir inside the corpus) out of
+        training into the validation files."""
+        held = set(files)
+        self.validation_files += [f for f in self.files if f in held]
+        self.files = [f for f in self.files if f not in held]
+        self.speaker_ids = [speaker_id(f) for f in self.files]
+        if not self.files:
+            raise ValueError('every file of the corpus is held out for validation, leaving '
+                             'none to train on')
+
     def summary(self):
         """One line on the corpus: files, speakers (distinct ids in the names), hours."""
         seconds = 0.0
-        for filename in self.files:
+        for filename in self.files + self.validation_files:
             try:
                 seconds += soundfile.info(filename).duration
             except Exception:  # unreadable: warned about when the pipeline meets it
                 pass
-        speakers = len({s for s in self.speaker_ids if s is not None})
+        speakers = len({speaker_id(f) for f in self.files + self.validation_files} - {None})
         if seconds >= 3600:
             length = f'{seconds / 3600:.1f} hours'
         elif seconds >= 60:
             length = f'{seconds / 60:.1f} minutes'
         else:
             length = f'{seconds:.1f} seconds'
-        return (f'Corpus {self.audio_dir}: {len(self.files)} files, {speakers} speakers, '
-                f'{length} of audio')
+        held = (f' ({len(self.validation_files)} held out for validation)'
+                if self.validation_files else '')
+        return (f'Corpus {self.audio_dir}: {len(self.files) + len(self.validation_files)} '
+                f'files{held}, {speakers} speakers, {length} of audio')
 
     def silence_hint(self):
         """When files were dropped as silence: the loudest frame RMS among them and a
@@ -195,6 +228,20 @@ class AudioReader:
             return cut_conditioned_pieces(audio, self.features(audio), self.features,
                                           self.receptive_field, self.sample_size)
         return cut_pieces(audio, self.receptive_field, self.sample_size)
+
+    def validation_pieces(self, files, count):
+        """At most ``count`` pieces of ``files`` (in their sorted order, so always the
+        same), each ``(audio [1, T, 1], gc_ids [1] or None, frames [1, F, C] or None)``."""
+        pieces = []
+        for filename in files:
+            for piece in self.pieces(filename):
+                audio, frames = piece if self.features is not None else (piece, None)
+                gc_ids = np.array([speaker_id(filename)], np.int32) if self.gc_enabled else None
+                pieces.append((audio[np.newaxis, :, np.newaxis], gc_ids,
+                               None if frames is None else frames[np.newaxis]))
+                if len(pieces) == count:
+                    return pieces
+        return pieces
 
     def _skip(self, filename, message):
         if filename not in self._skipped:

@@ -56,6 +56,18 @@ def make_train_step(net, optimizer, l2_regularization_strength=None, strategy=No
     return train_step
 
 
+def make_validation(net, pieces):
+    """A callable giving the mean loss of ``net`` over held-out ``pieces`` (each
+    ``(audio [1, T, 1], gc_ids or None, frames or None)``), every piece weighing the same."""
+    @tf.function(reduce_retracing=True)
+    def piece_loss(audio, gc_ids=None, frames=None):
+        return net.loss(audio, gc_ids, local_condition_batch=frames)
+
+    def validation_loss():
+        return float(np.mean([float(piece_loss(*piece)) for piece in pieces]))
+    return validation_loss
+
+
 class TrainingDiverged(RuntimeError):
     """The loss (or a weight) stopped being finite; nothing after the last good checkpoint
     was saved."""
@@ -113,7 +125,7 @@ _LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededErr
 
 def train(train_step, batches, manager, writer, first_step, num_steps, checkpoint_every,
           gc_enabled=False, histograms=False, store_metadata=False, strategy=None,
-          chief=True):
+          chief=True, validation=None):
     """Runs steps ``first_step .. num_steps - 1`` on ``batches`` (an iterator of
     ``(audio, gc_ids)``, or ``(audio, gc_ids, frames)`` for a vocoder), logging to
     ``writer`` and saving through ``manager`` every ``checkpoint_every`` steps, on the last
@@ -122,7 +134,10 @@ def train(train_step, batches, manager, writer, first_step, num_steps, checkpoin
 
     Under a multi-worker ``strategy`` every worker runs this loop in step: a stop request
     on any of them stops all after the same step, and only the ``chief`` prints where
-    checkpoints go and profiles. A worker that stops answering raises ``WorkerLost``."""
+    checkpoints go and profiles. A worker that stops answering raises ``WorkerLost``.
+
+    ``validation`` (of ``make_validation``) runs with every periodic checkpoint: its loss is
+    printed and logged as ``validation_loss``."""
     strategy = strategy or tf.distribute.get_strategy()
     net = manager.checkpoint.model
     spec = getattr(batches, 'element_spec', None)
@@ -167,6 +182,11 @@ def train(train_step, batches, manager, writer, first_step, num_steps, checkpoin
                 if step % checkpoint_every == 0:
                     save(manager, step, chief)
                     saved = step
+                    if validation is not None:
+                        validation_loss = validation()
+                        print(f'step {step:d} - validation_loss = {validation_loss:.3f}')
+                        with writer.as_default(step=step):
+                            tf.summary.scalar('validation_loss', validation_loss)
                 if distribution.any_worker(strategy, stop.is_set()):
                     break
     except KeyboardInterrupt:
