@@ -31,6 +31,7 @@ from wavenet.cli import (  # noqa: E402
 )
 from wavenet.features import MelFeatures  # noqa: E402
 from wavenet.params import build_model, receptive_field  # noqa: E402
+from wavenet.summaries import write_audio  # noqa: E402
 
 SAMPLES = 16000
 TEMPERATURE = 1.0
@@ -230,14 +231,13 @@ def main():
     logdir = os.path.join(args.logdir, 'generate',
                           datetime.datetime.now().strftime('%Y-%m-%dT%H-%M-%S'))
     with native_stderr_silenced(), tf.summary.create_file_writer(logdir).as_default():
-        # A tag per speaker, so TensorBoard shows every speaker's clip at once.
+        # A tag per speaker, so TensorBoard shows every speaker's clip at once; each with
+        # its spectrogram picture.
         for key, row in zip(keys, audio):
-            tag = f'generated/speaker_{key}' if args.gc_id else 'generated'
-            tf.summary.audio(tag, row[np.newaxis, :, np.newaxis], sample_rate, step=0,
-                             max_outputs=1)
+            write_audio(f'generated/speaker_{key}' if args.gc_id else 'generated', row,
+                        sample_rate, step=0)
         if reference is not None:  # copy synthesis: the original beside it
-            tf.summary.audio('reference', reference[np.newaxis, :args.samples, np.newaxis],
-                             sample_rate, step=0, max_outputs=1)
+            write_audio('reference', reference[:args.samples], sample_rate, step=0)
     print('Finished generating. The result can be viewed in TensorBoard.')
 
 

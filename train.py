@@ -17,7 +17,12 @@ import wavenet  # noqa: E402, F401  (first: it loads TensorFlow with its start-u
 import tensorflow as tf  # noqa: E402
 
 from wavenet import distribution, optimizer_factory  # noqa: E402
-from wavenet.audio_reader import AudioReader  # noqa: E402
+from wavenet.audio_reader import (  # noqa: E402
+    MIN_SILENCE_THRESHOLD,
+    AudioReader,
+    load_audio,
+    trim_silence,
+)
 from wavenet.checkpoints import (  # noqa: E402
     check_network_description,
     create_checkpoint,
@@ -40,6 +45,7 @@ from wavenet.params import (  # noqa: E402
     receptive_field,
     save_network_description,
 )
+from wavenet.summaries import Sampler  # noqa: E402
 from wavenet.training import (  # noqa: E402
     TrainingDiverged,
     WorkerLost,
@@ -130,6 +136,12 @@ def get_arguments():
     parser.add_argument('--validation_pieces', type=positive(int), default=16,
                         help='Pieces of held-out audio whose mean loss is logged as '
                         'validation_loss every --checkpoint_every steps. Default: 16.')
+    parser.add_argument('--sample_every', type=non_negative_int, default=0,
+                        help='Every this many steps (and after the last), generate '
+                        '--sample_seconds of audio per speaker (at most 4) into TensorBoard; '
+                        'a vocoder voices a held-out clip. Default: 0 (off).')
+    parser.add_argument('--sample_seconds', type=positive(float), default=1.0,
+                        help='Seconds of audio per sample. Default: 1.')
     parser.add_argument('--distribute', type=str, default='auto',
                         choices=distribution.CHOICES,
                         help='How to spread training over devices: auto (several machines '
@@ -205,6 +217,23 @@ def held_out_pieces(args, params, reader):
     if not pieces:
         raise ValueError(f'{source}: no usable audio in the held-out files')
     return pieces
+
+
+def create_sampler(args, params, reader, net):
+    """What --sample_every generates: the first four speakers of the corpus, or for a
+    vocoder the features of a held-out clip (the corpus's first file without one)."""
+    speakers = (sorted(set(reader.speaker_ids))[:4] if args.gc_channels is not None
+                else None)
+    if params['lc_channels'] is None:
+        return Sampler(net, params['sample_rate'], args.sample_seconds, speakers)
+    features = MelFeatures.from_params(params)
+    clip = next(iter(reader.validation_files), reader.files[0])
+    audio = load_audio(clip, params['sample_rate'])
+    trimmed = (trim_silence(audio, args.silence_threshold)
+               if args.silence_threshold > MIN_SILENCE_THRESHOLD else audio)
+    audio = (trimmed if trimmed.size else audio)[:int(args.sample_seconds * params['sample_rate'])]
+    return Sampler(net, params['sample_rate'], args.sample_seconds, speakers,
+                   frames=features(audio), reference=audio, silence=features.silence)
 
 
 def main(argv=None):
@@ -294,7 +323,9 @@ def main(argv=None):
               gc_enabled=args.gc_channels is not None, histograms=args.histograms,
               store_metadata=args.store_metadata, strategy=strategy, chief=chief,
               validation=make_validation(net, validation_pieces)
-              if chief and validation_pieces else None)
+              if chief and validation_pieces else None,
+              sampler=create_sampler(args, params, reader, net)
+              if chief and args.sample_every else None, sample_every=args.sample_every)
     except (TrainingDiverged, WorkerLost) as e:
         fail(parser.prog, e, status=1)
     except ValueError as e:  # a corpus in which no file was usable

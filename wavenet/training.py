@@ -125,7 +125,7 @@ _LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededErr
 
 def train(train_step, batches, manager, writer, first_step, num_steps, checkpoint_every,
           gc_enabled=False, histograms=False, store_metadata=False, strategy=None,
-          chief=True, validation=None):
+          chief=True, validation=None, sampler=None, sample_every=0):
     """Runs steps ``first_step .. num_steps - 1`` on ``batches`` (an iterator of
     ``(audio, gc_ids)``, or ``(audio, gc_ids, frames)`` for a vocoder), logging to
     ``writer`` and saving through ``manager`` every ``checkpoint_every`` steps, on the last
@@ -137,7 +137,8 @@ def train(train_step, batches, manager, writer, first_step, num_steps, checkpoin
     checkpoints go and profiles. A worker that stops answering raises ``WorkerLost``.
 
     ``validation`` (of ``make_validation``) runs with every periodic checkpoint: its loss is
-    printed and logged as ``validation_loss``."""
+    printed and logged as ``validation_loss``. ``sampler`` (a ``summaries.Sampler``) writes
+    generated audio every ``sample_every`` steps and after the last step."""
     strategy = strategy or tf.distribute.get_strategy()
     net = manager.checkpoint.model
     spec = getattr(batches, 'element_spec', None)
@@ -187,6 +188,8 @@ def train(train_step, batches, manager, writer, first_step, num_steps, checkpoin
                         print(f'step {step:d} - validation_loss = {validation_loss:.3f}')
                         with writer.as_default(step=step):
                             tf.summary.scalar('validation_loss', validation_loss)
+                if sampler is not None and (step % sample_every == 0 or step == num_steps - 1):
+                    sampler(step, writer)
                 if distribution.any_worker(strategy, stop.is_set()):
                     break
     except KeyboardInterrupt:
