@@ -1,4 +1,6 @@
+import importlib.util
 import os
+import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -17,3 +19,17 @@ configure_cpu_devices(2, share_threads=False)
 def seeded():
     """Every test starts from the same Python, NumPy and TensorFlow random state."""
     keras.utils.set_random_seed(1234)
+
+
+@pytest.fixture
+def train_main(monkeypatch, tmp_path):
+    """``train.py``'s ``main`` run in this process, in an empty working directory, outside
+    any cluster (no ``TF_CONFIG``)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'train.py')
+    spec = importlib.util.spec_from_file_location('train_script', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(sys, 'argv', ['train.py'])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv('TF_CONFIG', raising=False)
+    return module.main

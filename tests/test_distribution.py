@@ -205,19 +205,24 @@ def test_readme_two_machine_example_trains_on_two_local_processes(corpus, tmp_pa
     assert os.listdir(tmp_path / 'machine1' / 'tmp') == []
 
 
-def test_a_lost_worker_stops_the_other_with_a_clear_message(corpus, tmp_path):
-    ports = free_ports(2)
-    cluster = {'worker': [f'localhost:{p}' for p in ports]}
+def start_workers(corpus, folders, *flags):
+    """Two train.py workers of one cluster on free localhost ports, worker ``i`` in
+    ``folders[i]``, training without end (``--num_steps`` left at its default)."""
+    cluster = {'worker': [f'localhost:{p}' for p in free_ports(2)]}
     processes = []
-    for index in range(2):
+    for index, folder in enumerate(folders):
         tf_config = json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}})
         processes.append(subprocess.Popen(
             [sys.executable, TRAIN, f'--data_dir={corpus}',
              f'--wavenet_params={corpus}/params.json', '--sample_size=500',
-             '--silence_threshold=0', '--checkpoint_every=20', '--batch_size=2',
-             '--logdir=logdir'], cwd=tmp_path, text=True, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=dict(os.environ, TF_CONFIG=tf_config,
-                                             PYTHONUNBUFFERED='1')))
+             '--silence_threshold=0', '--batch_size=2', '--logdir=logdir', *flags],
+            cwd=folder, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=dict(os.environ, TF_CONFIG=tf_config, PYTHONUNBUFFERED='1')))
+    return processes
+
+
+def test_a_lost_worker_stops_the_other_with_a_clear_message(corpus, tmp_path):
+    processes = start_workers(corpus, [tmp_path, tmp_path], '--checkpoint_every=20')
     chief, other = processes
     try:
         for line in chief.stdout:
@@ -235,19 +240,8 @@ def test_a_lost_worker_stops_the_other_with_a_clear_message(corpus, tmp_path):
 
 
 def test_a_stop_signal_to_one_worker_stops_both_after_the_same_step(corpus, tmp_path):
-    ports = free_ports(2)
-    cluster = {'worker': [f'localhost:{p}' for p in ports]}
-    processes = []
     (tmp_path / '1').mkdir()
-    for index in range(2):
-        tf_config = json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}})
-        processes.append(subprocess.Popen(
-            [sys.executable, TRAIN, f'--data_dir={corpus}',
-             f'--wavenet_params={corpus}/params.json', '--sample_size=500',
-             '--silence_threshold=0', '--checkpoint_every=1000', '--batch_size=2',
-             '--logdir=logdir'], cwd=tmp_path / str(index) if index else tmp_path, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=dict(os.environ, TF_CONFIG=tf_config, PYTHONUNBUFFERED='1')))
+    processes = start_workers(corpus, [tmp_path, tmp_path / '1'], '--checkpoint_every=1000')
     chief, other = processes
     try:
         lines = []
@@ -282,19 +276,6 @@ def test_nan_loss_under_a_mirrored_strategy_keeps_the_last_good_checkpoint(train
                          r'The last good checkpoint is logdir/model\.ckpt-(\d+)\.', message)
     assert match and int(match.group(3)) == int(match.group(2)) - 1, message
     assert tf.train.latest_checkpoint('logdir') == f'logdir/model.ckpt-{match.group(3)}'
-
-
-@pytest.fixture
-def train_main(monkeypatch, tmp_path):
-    """``train.main`` run in this process, in an empty working directory."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('train_script', TRAIN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setattr(sys, 'argv', ['train.py'])
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv('TF_CONFIG', raising=False)
-    return module.main
 
 
 def test_resume_under_a_mirrored_strategy(train_main, corpus, tmp_path, capsys):

@@ -1,6 +1,5 @@
 """train.py on a tiny corpus: checkpoints and events, resuming, restoring elsewhere, one-line
 errors, stopping on a signal, and a NaN loss that leaves the last good checkpoint newest."""
-import importlib.util
 import json
 import os
 import re
@@ -180,17 +179,6 @@ def test_restore_from_elsewhere_starts_at_step_zero_in_a_new_logdir(trained, cor
     assert checkpoint_numbers(logdir) == [0, 1]
     assert saved_state(str(logdir / 'model.ckpt-1')) == (1, 8)  # 6 updates before, 2 here
     assert checkpoint_numbers(source) == [2, 4, 5]  # the source is left alone
-
-
-@pytest.fixture
-def train_main(monkeypatch, tmp_path):
-    """``train.main`` run in this process, in an empty working directory."""
-    spec = importlib.util.spec_from_file_location('train_script', TRAIN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setattr(sys, 'argv', ['train.py'])
-    monkeypatch.chdir(tmp_path)
-    return module.main
 
 
 @pytest.mark.parametrize('flags, message', [
