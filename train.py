@@ -17,12 +17,7 @@ import wavenet  # noqa: E402, F401  (first: it loads TensorFlow with its start-u
 import tensorflow as tf  # noqa: E402
 
 from wavenet import distribution, optimizer_factory  # noqa: E402
-from wavenet.audio_reader import (  # noqa: E402
-    MIN_SILENCE_THRESHOLD,
-    AudioReader,
-    load_audio,
-    trim_silence,
-)
+from wavenet.audio_reader import AudioReader, validation_pieces  # noqa: E402
 from wavenet.checkpoints import (  # noqa: E402
     check_network_description,
     create_checkpoint,
@@ -197,43 +192,13 @@ def create_reader(args, params, directory=None):
 
 
 def held_out_pieces(args, params, reader):
-    """The validation pieces: from the held-out files of the corpus or --validation_dir."""
-    files, source = reader.validation_files, '--validation_fraction'
+    """The validation pieces: of the corpus's held-out files or of --validation_dir."""
+    folder = None
     if args.validation_dir:
         if not os.path.isdir(args.validation_dir):
             raise ValueError(f'--validation_dir {args.validation_dir}: no such directory')
-        held = create_reader(args, params, args.validation_dir)
-        files, source = held.files, f'--validation_dir {args.validation_dir}'
-        reader.hold_out(files)  # a folder inside the corpus: its files must not train
-        if reader.gc_category_cardinality is not None:
-            outside = [f for f, s in zip(held.files, held.speaker_ids)
-                       if s >= reader.gc_category_cardinality]
-            if outside:
-                raise ValueError(f'{source}: {outside[0]} has a speaker id beyond the '
-                                 f'training corpus\'s {reader.gc_category_cardinality - 1}')
-    if not files:
-        return None
-    pieces = reader.validation_pieces(files, args.validation_pieces)
-    if not pieces:
-        raise ValueError(f'{source}: no usable audio in the held-out files')
-    return pieces
-
-
-def create_sampler(args, params, reader, net):
-    """What --sample_every generates: the first four speakers of the corpus, or for a
-    vocoder the features of a held-out clip (the corpus's first file without one)."""
-    speakers = (sorted(set(reader.speaker_ids))[:4] if args.gc_channels is not None
-                else None)
-    if params['lc_channels'] is None:
-        return Sampler(net, params['sample_rate'], args.sample_seconds, speakers)
-    features = MelFeatures.from_params(params)
-    clip = next(iter(reader.validation_files), reader.files[0])
-    audio = load_audio(clip, params['sample_rate'])
-    trimmed = (trim_silence(audio, args.silence_threshold)
-               if args.silence_threshold > MIN_SILENCE_THRESHOLD else audio)
-    audio = (trimmed if trimmed.size else audio)[:int(args.sample_seconds * params['sample_rate'])]
-    return Sampler(net, params['sample_rate'], args.sample_seconds, speakers,
-                   frames=features(audio), reference=audio, silence=features.silence)
+        folder = create_reader(args, params, args.validation_dir)
+    return validation_pieces(reader, args.validation_pieces, folder)
 
 
 def main(argv=None):
@@ -256,7 +221,7 @@ def main(argv=None):
         params = load_params(args.wavenet_params)
         reader = create_reader(args, params)
         gc_cardinality = reader.gc_category_cardinality
-        validation_pieces = held_out_pieces(args, params, reader)
+        held_out = held_out_pieces(args, params, reader)
         print(reader.summary())
         check_network_description(restore_from, params, args.gc_channels, gc_cardinality,
                                   f'--wavenet_params {args.wavenet_params}')
@@ -322,9 +287,10 @@ def main(argv=None):
               num_steps=args.num_steps, checkpoint_every=args.checkpoint_every,
               gc_enabled=args.gc_channels is not None, histograms=args.histograms,
               store_metadata=args.store_metadata, strategy=strategy, chief=chief,
-              validation=make_validation(net, validation_pieces)
-              if chief and validation_pieces else None,
-              sampler=create_sampler(args, params, reader, net)
+              validation=make_validation(net, held_out)
+              if chief and held_out else None,
+              sampler=Sampler.for_corpus(net, params, reader, args.sample_seconds,
+                                         args.silence_threshold)
               if chief and args.sample_every else None, sample_every=args.sample_every)
     except (TrainingDiverged, WorkerLost) as e:
         fail(parser.prog, e, status=1)

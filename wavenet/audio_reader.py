@@ -9,6 +9,7 @@ its feature frames, computed from the trimmed clip and cut on the same frame bou
 import os
 import re
 import sys
+import threading
 import zlib
 
 import librosa
@@ -157,8 +158,10 @@ class AudioReader:
         self.speaker_ids = [speaker_id(f) for f in self.files]
         # Files found unusable, so each is warned about once and not decoded again.
         self._skipped = set()
-        # The loudest frame of the files dropped as silence, for the hint when all are.
+        # The loudest frame of the files dropped as silence, for the hint when all are;
+        # files are decoded on several threads at once.
         self._loudest_silence = None
+        self._lock = threading.Lock()
 
     def hold_out(self, files):
         """Moves ``files`` (e.g. those of a --validation_dir inside the corpus) out of
@@ -219,7 +222,9 @@ class AudioReader:
         if self.silence_threshold is not None and self.silence_threshold > MIN_SILENCE_THRESHOLD:
             trimmed = trim_silence(audio, self.silence_threshold)
             if trimmed.size == 0:
-                self._loudest_silence = max(self._loudest_silence or 0.0, loudest_frame(audio))
+                loudest = loudest_frame(audio)
+                with self._lock:
+                    self._loudest_silence = max(self._loudest_silence or 0.0, loudest)
                 return self._skip(
                     filename, f'{filename} was ignored as it contains only silence. Consider '
                               'decreasing trim_silence threshold, or adjust volume of the audio.')
@@ -299,6 +304,29 @@ class AudioReader:
             padding += (self.features.silence(1)[0, 0],)
         return (pieces.padded_batch(batch_size, padded_shapes=shapes, padding_values=padding)
                 .prefetch(tf.data.AUTOTUNE))
+
+
+def validation_pieces(reader, count, folder=None):
+    """At most ``count`` held-out pieces (``AudioReader.validation_pieces``), or ``None``
+    without a validation set: of ``folder`` (the reader of a --validation_dir, whose files
+    then leave ``reader``'s training files if the corpus holds them) or of ``reader``'s
+    held-out fraction."""
+    files, source = reader.validation_files, '--validation_fraction'
+    if folder is not None:
+        files, source = folder.files, f'--validation_dir {folder.audio_dir}'
+        reader.hold_out(files)
+        cardinality = reader.gc_category_cardinality
+        if cardinality is not None:
+            outside = [f for f, s in zip(folder.files, folder.speaker_ids) if s >= cardinality]
+            if outside:
+                raise ValueError(f'{source}: {outside[0]} has a speaker id beyond the '
+                                 f"training corpus's {cardinality - 1}")
+    if not files:
+        return None
+    pieces = reader.validation_pieces(files, count)
+    if not pieces:
+        raise ValueError(f'{source}: no usable audio in the held-out files')
+    return pieces
 
 
 def _stack(arrays, channels=None):

@@ -4,6 +4,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import generation
+from .audio_reader import MIN_SILENCE_THRESHOLD, load_audio, trim_silence
+from .features import MelFeatures
 from .ops import mu_law_decode
 
 # The picture: a mel spectrogram in dB, as a person reads speech.
@@ -69,6 +71,23 @@ class Sampler:
             self.speakers = speakers[:1] if speakers else None
             self.samples = min(self.samples, len(frames) * net.lc_hop_length)
         self.reference_written = False
+
+    @classmethod
+    def for_corpus(cls, net, params, reader, seconds, silence_threshold):
+        """What a training samples: the first four speakers that train (``reader``'s,
+        one stream without speakers), or for a vocoder the features of a held-out clip
+        (the corpus's first file without a validation set), trimmed as the corpus is."""
+        speakers = sorted(set(reader.speaker_ids))[:4] if reader.gc_enabled else None
+        if params['lc_channels'] is None:
+            return cls(net, params['sample_rate'], seconds, speakers)
+        features = MelFeatures.from_params(params)
+        audio = load_audio(next(iter(reader.validation_files), reader.files[0]),
+                           params['sample_rate'])
+        trimmed = (trim_silence(audio, silence_threshold)
+                   if silence_threshold > MIN_SILENCE_THRESHOLD else audio)
+        audio = (trimmed if trimmed.size else audio)[:int(seconds * params['sample_rate'])]
+        return cls(net, params['sample_rate'], seconds, speakers, frames=features(audio),
+                   reference=audio, silence=features.silence)
 
     def __call__(self, step, writer):
         keys = self.speakers or [0]
