@@ -215,11 +215,13 @@ def restore_training(checkpoint, directory):
         return None
     print(f'  Checkpoint found: {prefix}')
     print('  Restoring...', end='', flush=True)
+    original = is_tf1_checkpoint(prefix)
+    with_optimizer = not original and _holds_optimizer(prefix)
     try:
-        if is_tf1_checkpoint(prefix):
+        if original:
             load_tf1_weights(checkpoint.model, prefix)
             checkpoint.step.assign(step_in_name(prefix))
-        elif _holds_optimizer(prefix):
+        elif with_optimizer:
             restore_exactly(checkpoint, prefix)
         else:
             restore_exactly(tf.train.Checkpoint(step=checkpoint.step, model=checkpoint.model),
@@ -228,7 +230,7 @@ def restore_training(checkpoint, directory):
         print()
         raise
     print(' Done.')
-    if is_tf1_checkpoint(prefix) or not _holds_optimizer(prefix):
+    if not with_optimizer:
         print('  The checkpoint holds no optimizer state (as the original toolkit saved '
               'none): the optimizer starts fresh.')
     step = int(checkpoint.step.numpy())
