@@ -27,7 +27,7 @@ from test_train import (
     write_corpus,
 )
 
-from wavenet import WaveNetModel, distribution, optimizer_factory
+from wavenet import WaveNetModel, distribution, mu_law_encode, optimizer_factory
 from wavenet.audio_reader import AudioReader
 from wavenet.checkpoints import create_checkpoint
 from wavenet.params import build_model
@@ -329,19 +329,24 @@ def test_bad_distribution_choices_are_one_line_errors(train_main, corpus, tmp_pa
 
 def test_mixed_precision_computes_in_half_precision_with_float32_weights(mixed_precision):
     audio, _ = make_sine_waves(False)
-    losses = {}
-    for policy in ('float32', 'mixed_bfloat16', 'mixed_float16'):
+    codes = mu_law_encode(audio, NETWORK['quantization_channels'])
+    logits = {}
+    for policy, dtype in (('float32', tf.float32), ('mixed_bfloat16', tf.bfloat16),
+                          ('mixed_float16', tf.float16)):
         mixed_precision(policy)
         keras.utils.set_random_seed(1)
         net = WaveNetModel(**dict(NETWORK, use_biases=True))
         assert all(v.dtype == 'float32' for v in net.variables)
-        loss = net.loss(audio[..., None])
-        assert loss.dtype == tf.float32
-        losses[policy] = float(loss)
-    # bfloat16 keeps 8 bits of mantissa, float16 11: the losses differ from float32's by
-    # about that much, and not at all in float32.
-    assert 1e-5 < abs(losses['mixed_bfloat16'] - losses['float32']) < 2e-2
-    assert 1e-8 < abs(losses['mixed_float16'] - losses['float32']) < 1e-3
+        assert net.loss(audio[..., None]).dtype == tf.float32
+        logits[policy] = net(net.encode_codes(codes))
+        assert logits[policy].dtype == dtype
+    # bfloat16 keeps 8 bits of mantissa, float16 11: the logits differ from float32's by
+    # about that much (the mean loss can hide it: its errors average out).
+    def difference(policy):
+        return float(tf.reduce_max(tf.abs(tf.cast(logits[policy], tf.float32) -
+                                          logits['float32'])))
+    assert 1e-3 < difference('mixed_bfloat16') < 0.2
+    assert 1e-5 < difference('mixed_float16') < difference('mixed_bfloat16') / 4
 
 
 def test_float16_training_scales_the_loss_and_saves_a_plain_optimizer(mixed_precision, tmp_path):
