@@ -154,7 +154,7 @@ class ResidualBlock(keras.layers.Layer):
     def lc_kernel(self):
         """``[lc_channels, 2 * dilation_channels]``: the local conditioning's projection
         into filter and gate (applied ahead of the network, see the module docstring)."""
-        return _computed(self, tf.concat([self.lc_filter[0], self.lc_gate[0]], axis=-1))
+        return _computed(self, tf.concat([self.lc_filter, self.lc_gate], axis=-1)[0])
 
     def gated_activation(self, taps, gc_embedding=None, lc_projection=None):
         """``tanh(filter) * sigmoid(gate)`` of the dilated convolution over ``taps``;
@@ -164,8 +164,8 @@ class ResidualBlock(keras.layers.Layer):
         kernel = tf.concat([self.filter, self.gate], axis=-1)
         z = conv_taps(taps, _computed(self, kernel))
         if self.conditioned:
-            gc_kernel = tf.concat([self.gc_filter[0], self.gc_gate[0]], axis=-1)
-            z += tf.matmul(gc_embedding, _computed(self, gc_kernel))[:, tf.newaxis, :]
+            gc_kernel = tf.concat([self.gc_filter, self.gc_gate], axis=-1)[0]
+            z += tf.expand_dims(tf.matmul(gc_embedding, _computed(self, gc_kernel)), 1)
         if self.locally_conditioned:
             z += lc_projection[:, -tf.shape(z)[1]:]
         if self.use_biases:
@@ -317,10 +317,12 @@ class WaveNetModel(keras.Model):
             taps = taps_for(i, current, block)
             out = block.gated_activation(taps, gc_embedding, lc)
             current = block.residual(out, taps[-1])
-            outputs.append(out[:, -output_width:])
+            # (A slice only where it cuts: fewer ops make tracing and compiling quicker.)
+            whole = isinstance(output_width, int) and out.shape[1] == output_width
+            outputs.append(out if whole else out[:, -output_width:])
         # Summing per-layer skip outputs equals one matmul over the concatenated layer
         # outputs, which is far cheaper than fifty matmuls and fifty adds.
-        skip_kernel = tf.concat([block.skip[0] for block in self.dilated_stack], axis=0)
+        skip_kernel = tf.concat([block.skip for block in self.dilated_stack], axis=1)[0]
         skip_sum = pointwise(tf.concat(outputs, axis=-1), _computed(self, skip_kernel))
         if self.use_biases:
             skip_sum += _computed(self, tf.add_n([block.skip_bias
@@ -563,9 +565,10 @@ class WaveNetModel(keras.Model):
                                                 tf.transpose(value, [1, 0, 2]))
             new_queues.append(queue)
             # Tap k lies (width - 1 - k) * dilation steps in the past.
-            ago = tf.range(layer.filter_width - 1, 0, -1) * layer.dilation
-            past = tf.gather(queue, (position - ago) % size)
-            return [tap[:, tf.newaxis] for tap in tf.unstack(past)] + [value]
+            ago = [(layer.filter_width - 1 - k) * layer.dilation
+                   for k in range(layer.filter_width - 1)]
+            past = tf.transpose(tf.gather(queue, (position - ago) % size), [1, 0, 2])
+            return (tf.split(past, len(ago), axis=1) if len(ago) > 1 else [past]) + [value]
 
         network_input = self.encode_codes(codes[:, tf.newaxis])
         logits = self._network(network_input, gc_embedding, taps_for, 1, lc_projection)

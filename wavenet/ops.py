@@ -69,9 +69,12 @@ def conv_taps(taps, filter_):
 
 def pointwise(value, kernel):
     """A 1x1 convolution: ``[B, T, C_in] @ [C_in, C_out]`` as one large 2-D matmul."""
-    shape = tf.shape(value)
+    batch, time = value.shape[0], value.shape[1]
+    if batch is None or time is None:  # known while tracing, for a smaller graph
+        shape = tf.shape(value)
+        batch, time = shape[0], shape[1]
     flat = tf.reshape(value, [-1, kernel.shape[0]])
-    return tf.reshape(tf.matmul(flat, kernel), [shape[0], shape[1], kernel.shape[1]])
+    return tf.reshape(tf.matmul(flat, kernel), [batch, time, kernel.shape[1]])
 
 
 def causal_conv(value, filter_, dilation):
