@@ -14,13 +14,10 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import wavenet  # noqa: E402, F401  (first: it loads TensorFlow with its start-up logs muted)
-
-# isort: split
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from wavenet import checkpoints, generation, mu_law_decode  # noqa: E402
+# TensorFlow loads after the flags are read (it is imported where it is needed): flag
+# errors and --help come at once, and the compilation cache is set before TensorFlow reads
+# its flags.
+from wavenet import compilation_cache, load_tensorflow  # noqa: E402
 from wavenet.cli import (  # noqa: E402
     ArgumentParser,
     check_output_directory,
@@ -29,9 +26,6 @@ from wavenet.cli import (  # noqa: E402
     positive,
     str_to_bool,
 )
-from wavenet.features import MelFeatures  # noqa: E402
-from wavenet.params import build_model, receptive_field  # noqa: E402
-from wavenet.summaries import write_audio  # noqa: E402
 
 SAMPLES = 16000
 TEMPERATURE = 1.0
@@ -75,7 +69,7 @@ def get_arguments():
                         help='TensorBoard summaries go to LOGDIR/generate/<timestamp>/')
     parser.add_argument('--wavenet_params', type=str, default=None,
                         help='JSON file with the network parameters (default '
-                             f'{checkpoints.DEFAULT_PARAMS}); only needed when no '
+                             './wavenet_params.json); only needed when no '
                              'description was saved beside the checkpoint')
     parser.add_argument('--wav_out_path', type=str, default=None,
                         help='Path to output wav file (one per id with several --gc_id)')
@@ -92,13 +86,23 @@ def get_arguments():
     parser.add_argument('--gc_id', type=speaker_ids, default=None,
                         help='ID of category to generate, if globally conditioned; several '
                              'separated by commas are generated together')
-    parser.add_argument('--lc_wav', type=str, default=None,
-                        help='Vocoder: voice the mel features of this wav (copy synthesis)')
-    parser.add_argument('--lc_features', type=str, default=None,
+    parser.add_argument('--lc_wav', type=str, action='append', default=None,
+                        help='Vocoder: voice the mel features of this wav (copy synthesis); '
+                             'repeat the flag to voice several in one batch')
+    parser.add_argument('--lc_features', type=str, action='append', default=None,
                         help='Vocoder: voice these features, a .npy of [frames, lc_channels] '
-                             'float32 log-mel frames (see wavenet/features.py)')
+                             'float32 log-mel frames (see wavenet/features.py); repeatable')
+    parser.add_argument('--streams', type=positive(int), default=1,
+                        help='Independent samples generated per speaker (and utterance), all '
+                             'in one batch')
     parser.add_argument('--seed', type=random_seed, default=None,
                         help='Random seed; the same seed gives the same audio (default random)')
+    parser.add_argument('--cache_dir', type=str,
+                        default=compilation_cache.default_directory(),
+                        help='Where compiled generation loops are kept, so that the next run '
+                             'of the same network starts at once (default '
+                             f'${compilation_cache.ENVIRONMENT} or ~/.cache/wavenet; an '
+                             'empty string turns the cache off)')
     return parser, parser.parse_args()
 
 
@@ -124,8 +128,12 @@ def check_speakers(description, gc_ids):
 
 
 def local_condition(args, description):
-    """``(frames, reference audio)`` for a vocoder, ``(None, None)`` otherwise; and sets
-    ``args.samples`` when not given. The checks of SPEC section 9."""
+    """The utterances a vocoder voices, ``[(name, frames, reference audio or None)]``, or
+    ``[]`` for a network without local conditioning; and sets ``args.samples`` when not
+    given. The checks of SPEC section 9."""
+    from wavenet import generation
+    from wavenet.features import MelFeatures
+
     features = MelFeatures.from_params(description)
     given = [flag for flag in ('lc_wav', 'lc_features') if getattr(args, flag) is not None]
     if features is None:
@@ -133,7 +141,7 @@ def local_condition(args, description):
             raise ValueError(f'--{given[0]} given, but the network is not locally conditioned '
                              '(no lc_channels in its description)')
         args.samples = args.samples or SAMPLES
-        return None, None
+        return []
     if not given:
         raise ValueError(f'the network is a vocoder (lc_channels {features.channels}): give '
                          'the features to voice with --lc_wav or --lc_features')
@@ -142,32 +150,89 @@ def local_condition(args, description):
     if args.wav_seed is not None:
         raise ValueError('--wav_seed cannot be used with a vocoder: its features decide the '
                          'audio from the first sample')
-    frames, reference = generation.load_local_condition(features, args.lc_wav,
-                                                        args.lc_features)
-    covered = len(frames) * features.hop_length
-    if args.samples is not None and args.samples > covered:
-        raise ValueError(f'--samples {args.samples} is more than the {len(frames)} frames of '
-                         f'--{given[0]} describe ({covered} samples)')
-    args.samples = args.samples or covered
-    return frames, reference
+    flag = given[0]
+    utterances = []
+    for path in getattr(args, flag):
+        frames, reference = generation.load_local_condition(
+            features, **{flag: path})
+        covered = len(frames) * features.hop_length
+        if args.samples is not None and args.samples > covered:
+            raise ValueError(f'--samples {args.samples} is more than the {len(frames)} frames '
+                             f'of --{flag} {path} describe ({covered} samples)'
+                             if len(getattr(args, flag)) > 1 else
+                             f'--samples {args.samples} is more than the {len(frames)} frames '
+                             f'of --{flag} describe ({covered} samples)')
+        name = os.path.splitext(os.path.basename(path))[0]
+        utterances.append((name, frames, reference))
+    names = [name for name, _, _ in utterances]
+    if len(set(names)) < len(names):
+        raise ValueError(f'--{flag} names two files of the same name ({", ".join(names)}): '
+                         'their outputs would overwrite each other')
+    args.samples = args.samples or max(len(frames) for _, frames, _ in utterances) * \
+        features.hop_length
+    return utterances
+
+
+def batch_rows(args, utterances):
+    """One ``(utterance index or None, speaker id or None, stream)`` per batch row."""
+    return [(utterance, speaker, stream)
+            for utterance in (range(len(utterances)) if utterances else [None])
+            for speaker in (args.gc_id or [None])
+            for stream in range(args.streams)]
+
+
+def row_names(rows, utterances):
+    """Each row's ``(kind, value)`` parts that tell it apart from the other rows: its
+    ``utterance`` (file name), ``speaker`` and ``stream``, where the batch has several."""
+    kinds = ('utterance', 'speaker', 'stream')
+    several = [len({row[k] for row in rows}) > 1 for k in range(3)]
+    return [[(kind, utterances[value][0] if kind == 'utterance' else value)
+             for kind, value, varies in zip(kinds, row, several) if varies]
+            for row in rows]
+
+
+def output_paths(path, names):
+    """``out.wav`` for one row; ``out_<utterance>_gc<id>_s<stream>.wav`` for several."""
+    root, extension = os.path.splitext(path)
+    prefix = {'utterance': '', 'speaker': 'gc', 'stream': 's'}
+    return [root + ''.join(f'_{prefix[kind]}{value}' for kind, value in parts) + extension
+            for parts in names]
+
+
+def summary_tags(names, speakers):
+    """``generated`` for one row; ``generated/<utterance>/speaker_<id>/stream_<k>`` for
+    several. A conditioned network's tags always name the speaker."""
+    tags = []
+    for row, parts in enumerate(names):
+        if speakers is not None and 'speaker' not in dict(parts):
+            parts = sorted(parts + [('speaker', speakers[row])],
+                           key=lambda part: ('utterance', 'speaker', 'stream').index(part[0]))
+        tags.append('/'.join(['generated'] + [value if kind == 'utterance' else
+                                              f'{kind}_{value}' for kind, value in parts]))
+    return tags
 
 
 def prepare(args):
     """The restored network and what generation needs, or a ``ValueError`` naming the
     flag, file or value at fault; checks run before the model is built where they can."""
+    from wavenet import checkpoints, generation
+    from wavenet.params import build_model, receptive_field
+
     if args.save_every and not args.wav_out_path:
         raise ValueError('--save_every needs --wav_out_path')
-    # Outputs are written after generating: a path that cannot be written would lose it all.
-    if args.wav_out_path:
-        for path in generation.wav_paths(args.wav_out_path, args.gc_id or [0]):
-            check_output_file(path, '--wav_out_path')
     check_output_directory(args.logdir, '--logdir')
     prefix = checkpoints.find_checkpoint(args.checkpoint)
     description, source = checkpoints.network_description(
         prefix, args.wavenet_params, args.gc_channels, args.gc_cardinality)
     check_speakers(description, args.gc_id)
     checkpoints.check_checkpoint(prefix, description, source)
-    frames, reference = local_condition(args, description)
+    utterances = local_condition(args, description)
+    rows = batch_rows(args, utterances)
+    names = row_names(rows, utterances)
+    paths = output_paths(args.wav_out_path, names) if args.wav_out_path else []
+    # Outputs are written while generating: a path that cannot be written would lose it.
+    for path in paths:
+        check_output_file(path, '--wav_out_path')
     clip = None
     if args.wav_seed is not None:
         clip = generation.load_clip(args.wav_seed, description['sample_rate'],
@@ -175,70 +240,112 @@ def prepare(args):
                                     receptive_field(description))
     net = build_model(description, description['gc_channels'], description['gc_cardinality'])
     checkpoints.restore_model(net, prefix)
-    return net, prefix, description, clip, frames, reference
+    return net, prefix, description, clip, utterances, rows, names, paths
 
 
 def main():
     parser, args = get_arguments()
     try:
+        compilation_cache.enable(args.cache_dir)
         # Quiet: TensorFlow's first touch of a device logs, and errors must be one line.
         with native_stderr_silenced():
-            net, prefix, description, clip, frames, reference = prepare(args)
+            load_tensorflow()
+            net, prefix, description, clip, utterances, rows, names, paths = prepare(args)
     except ValueError as e:
         parser.error(str(e))
     print(f'Restored model from {prefix}')
+    generate_audio(args, net, description, clip, utterances, rows, names, paths)
+    print('Finished generating. The result can be viewed in TensorBoard.')
 
-    keys = args.gc_id or [0]
+
+def generate_audio(args, net, description, clip, utterances, rows, names, paths):
+    """Runs the batch of ``rows``, writing each row's wav as its chunks arrive, then its
+    TensorBoard audio (at most ``generation.SUMMARY_SECONDS``) and spectrogram."""
+    import numpy as np
+    import tensorflow as tf
+
+    from wavenet import generation, mu_law_decode
+    from wavenet.features import MelFeatures
+    from wavenet.summaries import write_audio
+
+    quantization_channels = net.quantization_channels
+    keys = [generation.stream_key(speaker or 0, stream) for _, speaker, stream in rows]
+    speakers = None if args.gc_id is None else [speaker for _, speaker, _ in rows]
     seed = random.randrange(2 ** 31) if args.seed is None else args.seed
-    noise = generation.uniform_streams(seed, keys, args.samples + 1)
-    start = generation.start_waveform(net, noise[:, 0], clip)
-    rows = None
-    if frames is not None:
-        # Every speaker voices the same frames.
+    streams = generation.UniformStreams(seed, keys)
+    start = generation.start_waveform(net, streams(0, 1)[:, 0], clip)
+    lengths = [args.samples] * len(rows)
+    conditioning = None
+    if utterances:
+        # Every speaker and stream voices its utterance's frames; shorter utterances are
+        # padded with silence and their rows cut to their own length.
         features = MelFeatures.from_params(description)
-        rows = generation.conditioning_rows(net, np.tile(frames, [len(keys), 1, 1]),
-                                            start.shape[1], args.samples, features.silence)
-    # The wav holds the seed clip (not the artificial silence start) and what follows.
-    prefix_codes = np.tile(clip if clip is not None else [], [len(keys), 1]).astype(np.int32)
-    paths = generation.wav_paths(args.wav_out_path, keys) if args.wav_out_path else []
+        longest = max(len(frames) for _, frames, _ in utterances)
+        padded = [np.concatenate([frames, features.silence(longest - len(frames))])
+                  for _, frames, _ in utterances]
+        lengths = [min(args.samples, len(utterances[u][1]) * features.hop_length)
+                   for u, _, _ in rows]
+        conditioning = generation.conditioning_rows(
+            net, np.stack([padded[u] for u, _, _ in rows]), start.shape[1], args.samples,
+            features.silence)
+
     sample_rate = description['sample_rate']
+    pcm = generation.pcm_table(quantization_channels)
+    levels = mu_law_decode(np.arange(quantization_channels), quantization_channels).numpy()
+    heard = int(generation.SUMMARY_SECONDS * sample_rate)  # of each row, in TensorBoard
+    # The wav holds the seed clip (not the artificial silence start) and what follows.
+    prefix_codes = np.asarray(clip if clip is not None else [], np.int32)
+    previews = [[prefix_codes[:heard]] for _ in rows]
+    writers = []
+    try:
+        for path in paths:
+            writers.append(generation.WavStream(path, sample_rate))
+            writers[-1].append(pcm[prefix_codes])
+        # Chunks that divide --save_every make every save land on a multiple of it.
+        chunk = math.gcd(args.save_every, generation.CHUNK) if args.save_every else \
+            generation.CHUNK
+        done, chunk_began = 0, time.perf_counter()
+        for codes in generation.generate(net, start, lambda begin, count: streams(begin + 1,
+                                                                                 count),
+                                         speakers, args.temperature,
+                                         args.fast_generation, chunk, conditioning,
+                                         samples=args.samples):
+            codes = codes.numpy()
+            for row, length in enumerate(lengths):
+                kept = codes[row, :max(0, length - done)]
+                if writers:
+                    writers[row].append(pcm[kept])
+                room = heard - sum(map(len, previews[row]))
+                previews[row].append(kept[:max(0, room)])
+            done += codes.shape[1]
+            # The rate of the latest chunk: the first one also pays for compiling the loop.
+            now = time.perf_counter()
+            rate, chunk_began = codes.shape[1] / (now - chunk_began), now
+            print(f'\rSample {done}/{args.samples} ({rate:.0f} samples/s'
+                  f'{" per row" if len(rows) > 1 else ""})', end='', file=sys.stderr,
+                  flush=True)
+            if args.save_every and done % args.save_every == 0 and done < args.samples:
+                for writer in writers:
+                    writer.save()
+        print(file=sys.stderr)
+        for writer in writers:
+            writer.save()
+            print(f'The result was saved to {writer.path}')
+    finally:
+        for writer in writers:
+            writer.close()
 
-    def audio_of(codes):
-        return mu_law_decode(np.concatenate([prefix_codes] + codes, axis=1),
-                             net.quantization_channels).numpy()
-
-    # Chunks that divide --save_every make every save land on a multiple of it.
-    chunk = math.gcd(args.save_every, generation.CHUNK) if args.save_every else generation.CHUNK
-    chunks, done, chunk_began = [], 0, time.perf_counter()
-    for codes in generation.generate(net, start, noise[:, 1:], args.gc_id, args.temperature,
-                                     args.fast_generation, chunk, rows):
-        chunks.append(codes.numpy())
-        done += codes.shape[1]
-        # The rate of the latest chunk: the first one also pays for compiling the loop.
-        now = time.perf_counter()
-        rate, chunk_began = codes.shape[1] / (now - chunk_began), now
-        print(f'\rSample {done}/{args.samples} ({rate:.0f} samples/s'
-              f'{" per speaker" if len(keys) > 1 else ""})', end='', file=sys.stderr, flush=True)
-        if args.save_every and done % args.save_every == 0 and done < args.samples:
-            for path, audio in zip(paths, audio_of(chunks)):
-                generation.write_wav(path, audio, sample_rate)
-    print(file=sys.stderr)
-
-    audio = audio_of(chunks)
-    for path, row in zip(paths, audio):
-        generation.write_wav(path, row, sample_rate)
-        print(f'The result was saved to {path}')
     logdir = os.path.join(args.logdir, 'generate',
                           datetime.datetime.now().strftime('%Y-%m-%dT%H-%M-%S'))
     with native_stderr_silenced(), tf.summary.create_file_writer(logdir).as_default():
-        # A tag per speaker, so TensorBoard shows every speaker's clip at once; each with
-        # its spectrogram picture.
-        for key, row in zip(keys, audio):
-            write_audio(f'generated/speaker_{key}' if args.gc_id else 'generated', row,
-                        sample_rate, step=0)
-        if reference is not None:  # copy synthesis: the original beside it
-            write_audio('reference', reference[:args.samples], sample_rate, step=0)
-    print('Finished generating. The result can be viewed in TensorBoard.')
+        # A tag per row, so TensorBoard shows every speaker's clip at once; each with its
+        # spectrogram picture.
+        for tag, preview in zip(summary_tags(names, speakers), previews):
+            write_audio(tag, levels[np.concatenate(preview)], sample_rate, step=0)
+        for name, _, reference in utterances:
+            if reference is not None:  # copy synthesis: the original beside it
+                write_audio('reference' if len(utterances) == 1 else f'reference/{name}',
+                            reference[:min(args.samples, heard)], sample_rate, step=0)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 import importlib.util
 import os
 import sys
+import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -13,6 +14,10 @@ from wavenet.distribution import configure_cpu_devices  # noqa: E402
 # mirrored training can be tested in this process (one device, with every core, is used
 # unless a test asks for a strategy).
 configure_cpu_devices(2, share_threads=False)
+
+# The tools keep compiled loops in a cache folder: the suite's own, not the user's.
+_cache = tempfile.TemporaryDirectory(prefix='wavenet-cache-')
+os.environ.setdefault('WAVENET_CACHE_DIR', _cache.name)
 
 
 @pytest.fixture(autouse=True)

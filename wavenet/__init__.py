@@ -1,11 +1,36 @@
-"""WaveNet for TensorFlow 2: a faithful port of the classic tensorflow-wavenet toolkit."""
+"""WaveNet for TensorFlow 2: a faithful port of the classic tensorflow-wavenet toolkit.
+
+The public names load on first use (and with them TensorFlow, its start-up logs muted),
+so that a tool can parse its flags, or fail on them, without paying for TensorFlow.
+"""
+import importlib
+
 from .cli import native_stderr_silenced
 
-with native_stderr_silenced():
-    from .audio_reader import AudioReader
-    from .model import WaveNetModel
-    from .ops import batch_to_time, causal_conv, mu_law_decode, mu_law_encode, time_to_batch
-    from .optimizers import optimizer_factory
+_MODULE_OF = {
+    'AudioReader': 'audio_reader',
+    'WaveNetModel': 'model',
+    'batch_to_time': 'ops',
+    'causal_conv': 'ops',
+    'mu_law_decode': 'ops',
+    'mu_law_encode': 'ops',
+    'time_to_batch': 'ops',
+    'optimizer_factory': 'optimizers',
+}
 
-__all__ = ['AudioReader', 'WaveNetModel', 'batch_to_time', 'causal_conv', 'mu_law_decode',
-           'mu_law_encode', 'optimizer_factory', 'time_to_batch']
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'wavenet' has no attribute '{name}'")
+    with native_stderr_silenced():
+        module = importlib.import_module(f'.{_MODULE_OF[name]}', __name__)
+    return getattr(module, name)
+
+
+def load_tensorflow():
+    """Imports TensorFlow with the native log lines of its loading muted; returns it."""
+    with native_stderr_silenced():
+        import tensorflow
+    return tensorflow

@@ -8,7 +8,9 @@ row keyed by ``(seed, key)``: a row generates the same audio alone or in a batch
 A vocoder's feature frames are upsampled once, in one parallel pass, before the loop; each
 chunk's rows are projected into every layer in one matmul, and each step reads one row.
 """
+import concurrent.futures
 import contextlib
+import io
 import os
 import weakref
 
@@ -18,11 +20,13 @@ import tensorflow as tf
 
 from .audio_reader import load_audio, trim_silence
 from .features import frame_count
-from .ops import mu_law_encode
+from .ops import mu_law_decode, mu_law_encode
 
 # Samples per compiled call: small enough to show progress, large enough that the call
 # overhead (about a millisecond) is noise.
 CHUNK = 1000
+# TensorBoard hears at most this much of each generated clip (the wav holds all of it).
+SUMMARY_SECONDS = 60
 SEED_SILENCE_THRESHOLD = 0.1
 
 
@@ -41,11 +45,41 @@ def sample_codes(proba, temperature, uniform):
     return tf.minimum(tf.reduce_sum(tf.cast(below, tf.int32), axis=-1), proba.shape[-1] - 1)
 
 
+# Uniforms are drawn in blocks of this many per row, each block keyed by its index: any
+# stretch of a stream costs its own length, however long the generation.
+NOISE_BLOCK = 1000
+
+
+class UniformStreams:
+    """Uniforms in [0, 1), one stream per batch row: row ``b`` depends on ``(seed, keys[b])``
+    only, so a batch of rows draws exactly what each row would draw alone. Calling it with
+    ``(begin, count)`` gives draws ``[begin, begin + count)`` of every row, ``[B, count]``
+    float64, computed on demand (an hour of audio needs no hour of noise in memory)."""
+
+    def __init__(self, seed, keys):
+        self.seeds = [tf.constant([seed, key], tf.int64) for key in keys]
+
+    def __call__(self, begin, count):
+        first, end = begin // NOISE_BLOCK, -(-(begin + count) // NOISE_BLOCK)
+        rows = []
+        for seed in self.seeds:
+            blocks = [tf.random.stateless_uniform(
+                [NOISE_BLOCK], seed=tf.random.experimental.stateless_fold_in(seed, block),
+                dtype=tf.float64) for block in range(first, end)]
+            rows.append(tf.concat(blocks, axis=0))
+        offset = begin - first * NOISE_BLOCK
+        return tf.stack(rows)[:, offset:offset + count]
+
+
 def uniform_streams(seed, keys, length):
-    """``[len(keys), length]`` uniforms in [0, 1); row ``b`` depends on ``(seed, keys[b])``
-    only, so a batch of rows draws exactly what each row would draw alone."""
-    return tf.stack([tf.random.stateless_uniform([length], seed=[seed, key], dtype=tf.float64)
-                     for key in keys])
+    """The first ``length`` draws of ``UniformStreams(seed, keys)``: ``[len(keys), length]``."""
+    return UniformStreams(seed, keys)(0, length)
+
+
+def stream_key(key, stream):
+    """The random-stream key of the ``stream``-th independent stream of ``key`` (a speaker
+    id, or 0): stream 0 is ``key`` itself."""
+    return key + (stream << 32)
 
 
 def start_waveform(net, uniform, clip=None):
@@ -89,50 +123,89 @@ def conditioning_rows(net, frames, start_length, samples, silence):
 
 
 def generate(net, start, noise, global_condition=None, temperature=1.0, fast=True,
-             chunk=CHUNK, local_condition=None):
-    """Yields int32 code chunks [B, n], ``noise.shape[1]`` samples in all, that continue
-    ``start`` (codes [B, T]); ``noise`` [B, samples] holds one uniform draw per sample.
-    ``local_condition``: for a vocoder, the rows of ``conditioning_rows``.
+             chunk=CHUNK, local_condition=None, samples=None):
+    """Yields int32 code chunks [B, n], ``samples`` in all, that continue ``start`` (codes
+    [B, T]). ``noise`` holds one uniform draw per sample: ``[B, samples]``, or a function
+    ``(begin, count) -> [B, count]`` (such as a shifted ``UniformStreams``) with
+    ``samples`` given. ``local_condition``: for a vocoder, the rows of
+    ``conditioning_rows``.
 
     ``fast`` primes the incremental state from ``start`` in one pass and runs the
     compiled loop; otherwise each sample runs the whole network on the last receptive
     field, as the original's slow path did. Both sample the same draws identically.
     """
+    if callable(noise):
+        draws_of = noise
+    else:
+        noise = tf.convert_to_tensor(noise, tf.float64)
+        samples = noise.shape[1]
+
+        def draws_of(begin, count):
+            return noise[:, begin:begin + count]
     start = tf.convert_to_tensor(start, tf.int32)
-    noise = tf.convert_to_tensor(noise, tf.float64)
     temperature = tf.constant(temperature, tf.float64)
-    samples, begun = noise.shape[1], start.shape[1]
+    begun = start.shape[1]
     rows = None if local_condition is None else tf.convert_to_tensor(local_condition,
                                                                      tf.float32)
     gc_embedding = net.embed_global_condition(global_condition)
     if fast:
         loop = _fast_loop(net)
         proba, state = loop.prime(start, gc_embedding, _projection(net, rows, 0, begun))
-        for begin in range(0, samples, chunk):
-            # Every call gets a full chunk, so XLA compiles one shape; the surplus
-            # samples of the last one are dropped.
-            draws = noise[:, begin:begin + chunk]
-            padded = tf.pad(draws, [[0, 0], [0, chunk - draws.shape[1]]])
-            chunk_rows = None
-            if rows is not None:
-                chunk_rows = rows[:, begun + begin:begun + begin + chunk]
-                chunk_rows = tf.pad(chunk_rows, [[0, 0], [0, chunk - chunk_rows.shape[1]],
-                                                 [0, 0]])
-            codes, proba, state = loop.run(proba, state, gc_embedding, padded, temperature,
-                                           chunk_rows)
-            yield codes[:, :draws.shape[1]]
+        groups = [_RowGroup(rows, proba, state, gc_embedding)
+                  for rows in _row_groups(start.shape[0])]
+        with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
+            for begin in range(0, samples, chunk):
+                # Every call gets a full chunk, so XLA compiles one shape; the surplus
+                # samples of the last one are dropped.
+                draws = draws_of(begin, min(chunk, samples - begin))
+                padded = tf.pad(draws, [[0, 0], [0, chunk - draws.shape[1]]])
+                chunk_rows = None
+                if rows is not None:
+                    chunk_rows = rows[:, begun + begin:begun + begin + chunk]
+                    chunk_rows = tf.pad(chunk_rows, [[0, 0], [0, chunk - chunk_rows.shape[1]],
+                                                     [0, 0]])
+                runs = [pool.submit(group.run, loop, padded, temperature, chunk_rows)
+                        for group in groups]
+                yield tf.concat([run.result() for run in runs], axis=0)[:, :draws.shape[1]]
     else:
         window = start[:, -net.receptive_field:]
         for begin in range(0, samples, chunk):
+            draws = draws_of(begin, min(chunk, samples - begin))
             codes = []
-            for t in range(begin, min(begin + chunk, samples)):
+            for t in range(begin, begin + draws.shape[1]):
                 position = begun + t  # of the sample being drawn
                 window_rows = None if rows is None else \
                     rows[:, max(position - net.receptive_field, 0):position]
                 proba = net._window(window, gc_embedding, window_rows)
-                codes.append(sample_codes(proba, temperature, noise[:, t]))
+                codes.append(sample_codes(proba, temperature, draws[:, t - begin]))
                 window = tf.concat([window[:, 1:], codes[-1][:, tf.newaxis]], axis=1)
             yield tf.stack(codes, axis=1)
+
+
+def _row_groups(batch):
+    """The batch rows' groups that run side by side, one per CPU core: XLA runs a loop on
+    one core, and the rows are independent. One group on a GPU."""
+    if tf.config.list_logical_devices('GPU'):
+        return [slice(0, batch)]
+    count = min(batch, len(os.sched_getaffinity(0)))
+    bounds = [batch * k // count for k in range(count + 1)]
+    return [slice(first, end) for first, end in zip(bounds, bounds[1:])]
+
+
+class _RowGroup:
+    """The generation state of some batch rows, carried from chunk to chunk."""
+
+    def __init__(self, rows, proba, state, gc_embedding):
+        position, queues = state
+        self.rows, self.proba = rows, proba[rows]
+        self.state = position, [queue[:, rows] for queue in queues]
+        self.gc_embedding = None if gc_embedding is None else gc_embedding[rows]
+
+    def run(self, loop, noise, temperature, lc_rows):
+        codes, self.proba, self.state = loop.run(
+            self.proba, self.state, self.gc_embedding, noise[self.rows], temperature,
+            None if lc_rows is None else lc_rows[self.rows])
+        return codes
 
 
 def _projection(net, rows, begin, end):
@@ -141,24 +214,30 @@ def _projection(net, rows, begin, end):
 
 class _FastLoop:
     """A network's compiled priming pass and generation loop; tracing and compiling cost
-    seconds, so each network keeps one."""
+    seconds, so each network keeps one (and the compiled loop is kept on disk, see
+    ``compilation_cache``). Written without AutoGraph, which only slows tracing here."""
 
     def __init__(self, net):
-        self.prime = tf.function(net.primed_state)
+        self.prime = tf.function(net.primed_state, autograph=False)
 
-        @tf.function(jit_compile=True)
+        @tf.function(jit_compile=True, autograph=False)
         def run(proba, state, gc_embedding, noise, temperature, lc_rows=None):
             # The whole chunk's conditioning, projected into every layer in one matmul, time
             # first: XLA miscompiled the step's row taken as lc_projection[:, t:t + 1].
             lc_projection = None if lc_rows is None else tf.transpose(
                 net.project_local_condition(lc_rows), [1, 0, 2])
-            codes = tf.TensorArray(tf.int32, size=noise.shape[1])
-            for t in tf.range(noise.shape[1]):
+            samples = noise.shape[1]
+
+            def step(t, codes, proba, state):
                 code = sample_codes(proba, temperature, noise[:, t])
-                codes = codes.write(t, code)
                 step_projection = None if lc_projection is None else \
                     lc_projection[t][:, tf.newaxis]
                 proba, state = net.incremental_step(code, state, gc_embedding, step_projection)
+                return t + 1, codes.write(t, code), proba, state
+
+            _, codes, proba, state = tf.while_loop(
+                lambda t, *_: t < samples, step,
+                (tf.constant(0), tf.TensorArray(tf.int32, size=samples), proba, state))
             return tf.transpose(codes.stack()), proba, state
 
         self.run = run
@@ -213,23 +292,47 @@ def load_local_condition(features, lc_wav=None, lc_features=None):
     return frames.astype(np.float32), None
 
 
-def wav_paths(path, gc_ids):
-    """One output path per speaker: ``path`` itself for one, ``out_gc<id>.wav`` for several."""
-    if len(gc_ids) <= 1:
-        return [path]
-    root, extension = os.path.splitext(path)
-    return [f'{root}_gc{gc_id}{extension}' for gc_id in gc_ids]
+class WavStream:
+    """A wav file written as its samples are generated, without holding them in memory.
 
+    Appended 16-bit samples go to a raw file beside the wav (``<path>.part``); ``save``
+    (re)writes the wav from it atomically (a temporary file renamed over the old one), so
+    a reader, or a crash, never sees half a wav; ``close`` removes the raw file.
+    """
 
-def write_wav(path, audio, sample_rate):
-    """Writes mono float ``audio`` as 16-bit PCM; atomically, so a reader (or a crash)
-    never sees half a file."""
-    temporary = f'{path}.tmp'
-    try:
-        soundfile.write(temporary, np.asarray(audio), sample_rate, subtype='PCM_16',
-                        format='WAV')
-        os.replace(temporary, path)
-    except BaseException:
+    def __init__(self, path, sample_rate):
+        self.path, self.sample_rate = path, sample_rate
+        self.part = f'{path}.part'
+        self.raw = open(self.part, 'wb')
+
+    def append(self, pcm):
+        np.asarray(pcm, '<i2').tofile(self.raw)
+
+    def save(self):
+        self.raw.flush()
+        temporary = f'{self.path}.tmp'
+        try:
+            with soundfile.SoundFile(temporary, 'w', self.sample_rate, 1, 'PCM_16',
+                                     format='WAV') as wav, open(self.part, 'rb') as raw:
+                while block := raw.read(1 << 16):
+                    wav.write(np.frombuffer(block, '<i2'))
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
+            raise
+
+    def close(self):
+        self.raw.close()
         with contextlib.suppress(OSError):
-            os.remove(temporary)
-        raise
+            os.remove(self.part)
+
+
+def pcm_table(quantization_channels):
+    """The 16-bit sample of every code, as soundfile (libsndfile) writes its
+    ``mu_law_decode`` to a wav, so that chunks become samples by one lookup."""
+    decoded = mu_law_decode(np.arange(quantization_channels), quantization_channels)
+    wav = io.BytesIO()
+    soundfile.write(wav, np.asarray(decoded), 8000, subtype='PCM_16', format='WAV')
+    wav.seek(0)
+    return soundfile.read(wav, dtype='int16')[0]
