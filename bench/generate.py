@@ -1,105 +1,133 @@
-"""Generation throughput with the default network (random weights), measured side by side:
+"""Generation as a user gets it: ``generate.py`` run as a command, side by side in one run.
 
-(a) the original's design: a Python loop calling the compiled incremental step once per
-    sample and sampling in NumPy;
-(b) the in-graph loop (wavenet.generation), batch 1;
-(c) the in-graph loop, 16 speakers at once (aggregate samples/s);
-(d) the in-graph loop, batch 1, for the same network as a vocoder (80 mel bands, hop 256,
-    upsampling scales 4 x 4 x 4 x 4; SPEC section 9), beside (b): the cost of conditioning.
+The network is the default wavenet_params.json with a 32-channel speaker embedding (16
+speakers, random weights). Every figure comes from timing whole ``generate.py`` processes:
 
-    python bench/generate.py [--repeats 3]
+- the rate: from the difference of a ``--samples LONG`` and a ``--samples SHORT`` run, so
+  start-up cancels; batch 1 (one speaker) and batch 16 (16 speakers at once, aggregate);
+- start-up: the time of the short run less its samples at that rate, cold (an empty
+  compilation cache) and warm (the second run of the same network), beside the time it
+  takes Python to import TensorFlow and the toolkit (what no run can avoid);
+- peak RSS of the short and long runs (the same when memory does not grow with length);
+- the same network as a vocoder (80 mel bands, hop 256, upsampling 4 x 4 x 4 x 4; SPEC
+  section 9) voicing random log-mel frames, batch 1: the cost of conditioning.
+
+    python bench/generate.py [--device cpu|gpu] [--short 1000] [--long 9000]
 """
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from wavenet.features import MelFeatures  # noqa: E402
-from wavenet.generation import (  # noqa: E402
-    conditioning_rows,
-    generate,
-    start_waveform,
-    uniform_streams,
-)
-from wavenet.params import build_model, load_params  # noqa: E402
-
-PARAMS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                      'wavenet_params.json')
-
-
-def baseline(net, samples, temperature=1.0):
-    """The original's loop: one compiled call per sample, sampling in NumPy."""
-    step = tf.function(net.incremental_step)
-    rng = np.random.default_rng(0)
-    state = net.zero_incremental_state(1)
-    code = np.array([net.quantization_channels // 2], np.int32)
-    proba, state = step(code, state)  # compile
-    began = time.perf_counter()
-    for _ in range(samples):
-        proba, state = step(code, state)
-        scaled = np.log(proba.numpy()[0].astype(np.float64)) / temperature
-        scaled = np.exp(scaled - np.logaddexp.reduce(scaled))
-        code = np.array([rng.choice(net.quantization_channels, p=scaled)], np.int32)
-    return samples / (time.perf_counter() - began)
-
-
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GENERATE = os.path.join(ROOT, 'generate.py')
+GC_CHANNELS, GC_CARDINALITY = 32, 16
 VOCODER = dict(lc_channels=80, lc_hop_length=256, lc_upsample_scales=[4, 4, 4, 4])
 
 
-def in_graph(net, rows, samples):
-    """The compiled loop; samples/s summed over ``rows`` speakers. A vocoder voices random
-    log-mel frames; the time includes upsampling them (once, before the loop)."""
-    noise = uniform_streams(0, range(rows), samples + 1)
-    start = start_waveform(net, noise[:, 0])
+def make_checkpoints(work, samples):
+    """The default network with speakers and the default network as a vocoder, random
+    weights, saved as train.py saves them; and random log-mel frames for ``samples``."""
+    script = f'''
+import sys
+sys.path.insert(0, {ROOT!r})
+import numpy as np
+import tensorflow as tf
+from wavenet import optimizer_factory
+from wavenet.checkpoints import create_checkpoint
+from wavenet.params import build_model, load_params, save_network_description
+params = load_params({os.path.join(ROOT, 'wavenet_params.json')!r})
+for name, description, gc in (('speakers', params, ({GC_CHANNELS}, {GC_CARDINALITY})),
+                              ('vocoder', dict(params, **{VOCODER!r}),
+                               (None, None))):
+    directory = {work!r} + '/' + name
+    net = build_model(description, *gc)
+    checkpoint = create_checkpoint(net, optimizer_factory['adam'](1e-3, None))
+    tf.train.CheckpointManager(checkpoint, directory, 1, checkpoint_name='model.ckpt').save(1)
+    save_network_description(directory, description, *gc)
+frames = -(-{samples} // {VOCODER['lc_hop_length']})
+np.save({work!r} + '/frames.npy', np.random.default_rng(0).uniform(
+    -11, 2, (frames, {VOCODER['lc_channels']})).astype(np.float32))
+'''
+    subprocess.run([sys.executable, '-c', script], check=True, env=environment())
+    return os.path.join(work, 'speakers'), os.path.join(work, 'vocoder')
+
+
+def environment(device='cpu'):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+    if device == 'cpu':
+        env['CUDA_VISIBLE_DEVICES'] = ''
+    return env
+
+
+def timed(command, env):
+    """``(wall seconds, peak RSS in MB)`` of one process."""
     began = time.perf_counter()
-    lc_rows = None
-    if net.local_condition_channels is not None:
-        features = MelFeatures(16000, net.local_condition_channels, net.lc_hop_length)
-        frames = np.random.default_rng(0).uniform(-11, 2, (
-            rows, features.frame_count(samples), features.channels)).astype(np.float32)
-        lc_rows = conditioning_rows(net, frames, start.shape[1], samples, features.silence)
-    for _ in generate(net, start, noise[:, 1:], local_condition=lc_rows):
-        pass
-    return rows * samples / (time.perf_counter() - began)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - began
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise SystemExit(f'{" ".join(command)} failed:\n{process.stderr.read()}')
+    return wall, usage.ru_maxrss / 1024
 
 
-def best_of(repeats, measure, *args):
-    return max(measure(*args) for _ in range(repeats))
+def generate(checkpoint, cache, work, speakers, samples, env):
+    conditioning = ['--gc_id', ','.join(map(str, range(speakers)))] if speakers else \
+        ['--lc_features', os.path.join(work, 'frames.npy')]
+    return timed([sys.executable, GENERATE, checkpoint, '--samples', str(samples),
+                  *conditioning, '--seed', '1', '--wav_out_path', os.path.join(work, 'out.wav'),
+                  '--logdir', os.path.join(work, 'logdir'), '--cache_dir', cache], env)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--repeats', type=int, default=3, help='best of this many runs')
+    parser.add_argument('--device', choices=['cpu', 'gpu'], default='cpu')
+    parser.add_argument('--short', type=int, default=1000, help='samples of the short runs')
+    parser.add_argument('--long', type=int, default=9000, help='samples of the long runs')
     args = parser.parse_args()
-    params = load_params(PARAMS)
-    net = build_model(params)
-    vocoder = build_model(dict(params, **VOCODER))
-    print(f'default wavenet_params.json: receptive field {net.receptive_field}, '
-          f'{sum(int(np.prod(v.shape)) for v in net.weights) * 4 / 1e6:.1f} MB of weights; '
-          f'best of {args.repeats}')
-    # Trace and compile, once per network and batch size.
-    in_graph(net, 1, 1000), in_graph(net, 16, 1000), in_graph(vocoder, 1, 1000)
-    figures = {
-        '(a) baseline: compiled step per sample + NumPy sampling, batch 1':
-            best_of(args.repeats, baseline, net, 300),
-        '(b) in-graph loop, batch 1': best_of(args.repeats, in_graph, net, 1, 4000),
-        '(c) in-graph loop, batch 16 (aggregate)': best_of(args.repeats, in_graph, net, 16, 1000),
-        '(d) in-graph loop, batch 1, as a vocoder (80 mel bands)':
-            best_of(args.repeats, in_graph, vocoder, 1, 4000),
-    }
-    base = next(iter(figures.values()))
-    for name, rate in figures.items():
-        print(f'{name:66s} {rate:8.0f} samples/s  {rate / base:6.1f}x')
-    unconditioned = figures['(b) in-graph loop, batch 1']
-    conditioned = figures['(d) in-graph loop, batch 1, as a vocoder (80 mel bands)']
-    print(f'conditioned / unconditioned, batch 1: {conditioned / unconditioned:.3f} '
-          '(target >= 0.85)')
+    env = environment(args.device)
+    with tempfile.TemporaryDirectory() as work:
+        cache = os.path.join(work, 'cache')
+        speakers_checkpoint, vocoder_checkpoint = make_checkpoints(work, args.long)
+        if args.device == 'gpu':
+            found = subprocess.run(
+                [sys.executable, '-c', 'import tensorflow as tf; '
+                 'print(len(tf.config.list_physical_devices("GPU")))'],
+                env=env, capture_output=True, text=True).stdout.strip()
+            if found in ('', '0'):
+                raise SystemExit('--device gpu: TensorFlow sees no GPU here')
+            print(f'{found} GPU(s); generation runs on the first')
+        imports, _ = timed([sys.executable, '-c', 'import sys; sys.path.insert(0, sys.argv[1]); '
+                            'import tensorflow, numpy, soundfile, wavenet.generation', ROOT],
+                           env)
+        rows = []
+        for name, checkpoint, speakers in (('1', speakers_checkpoint, 1),
+                                           ('16', speakers_checkpoint, 16),
+                                           ('1 vocoder', vocoder_checkpoint, 0)):
+            cold, _ = generate(checkpoint, cache, work, speakers, args.short, env)
+            warm, short_rss = generate(checkpoint, cache, work, speakers, args.short, env)
+            long, long_rss = generate(checkpoint, cache, work, speakers, args.long, env)
+            batch = max(speakers, 1)
+            rate = batch * (args.long - args.short) / (long - warm)
+            work_time = batch * args.short / rate
+            rows.append((name, rate, cold - work_time, warm - work_time, short_rss, long_rss))
+    print(f'generate.py on the {args.device}, default network + {GC_CHANNELS}-channel '
+          f'speakers; rates from --samples {args.long} minus --samples {args.short}')
+    print(f'importing TensorFlow and the toolkit: {imports:.2f} s')
+    print(f'{"batch":>9} {"samples/s":>10} {"start-up cold":>14} {"start-up warm":>14} '
+          f'{"beyond imports":>15} {"peak RSS":>21}')
+    for name, rate, cold, warm, short_rss, long_rss in rows:
+        print(f'{name:>9} {rate:10.0f} {cold:12.2f} s {warm:12.2f} s '
+              f'{warm - imports:13.2f} s {short_rss:6.0f} MB / {long_rss:6.0f} MB')
+    print(f'batch 16 / batch 1: {rows[1][1] / rows[0][1]:.2f}; vocoder / unconditioned, '
+          f'batch 1: {rows[2][1] / rows[0][1]:.3f} (target >= 0.85)')
+    print(f'(peak RSS of the --samples {args.short} / {args.long} runs; targets on the 2-core '
+          'CPU: batch 1 >= 8000/s, batch 16 >= 45000/s, warm start-up <= 5 s and <= 1.5 s '
+          'beyond imports)')
 
 
 if __name__ == '__main__':
