@@ -11,7 +11,9 @@ from datetime import datetime
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import wavenet  # noqa: E402, F401  (first: it loads TensorFlow with its start-up logs muted)
+from wavenet import load_tensorflow  # noqa: E402
+
+load_tensorflow()  # first, with TensorFlow's start-up logs muted
 
 # isort: split
 import tensorflow as tf  # noqa: E402

@@ -13,6 +13,11 @@ import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+from . import load_tensorflow  # noqa: E402
+
+load_tensorflow()  # first, with TensorFlow's start-up logs muted
+
+# isort: split
 from . import checkpoints  # noqa: E402
 from .cli import (  # noqa: E402
     ArgumentParser,

@@ -130,8 +130,8 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
     ``samples`` given. ``local_condition``: for a vocoder, the rows of
     ``conditioning_rows``.
 
-    ``fast`` primes the incremental state from ``start`` in one pass and runs the
-    compiled loop; otherwise each sample runs the whole network on the last receptive
+    ``fast`` runs the compiled loop, which pushes ``start`` into the incremental state
+    and then draws; otherwise each sample runs the whole network on the last receptive
     field, as the original's slow path did. Both sample the same draws identically.
     """
     if callable(noise):
@@ -150,23 +150,38 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
     gc_embedding = net.embed_global_condition(global_condition)
     if fast:
         loop = _fast_loop(net)
-        proba, state = loop.prime(start, gc_embedding, _projection(net, rows, 0, begun))
-        groups = [_RowGroup(rows, proba, state, gc_embedding)
-                  for rows in _row_groups(start.shape[0])]
+        batch = start.shape[0]
+        groups = [_RowGroup(net, group, gc_embedding) for group in _row_groups(batch)]
+        # The loop primes its own state: it pushes the start codes as they are (forced,
+        # not drawn), a chunk at a time, preceded by silence up to a whole chunk; no
+        # sample depends on codes more than a receptive field back, so the silence changes
+        # nothing, and no second network function is traced and compiled.
+        lead = -begun % chunk
+        start = tf.pad(start, [[0, 0], [lead, 0]], constant_values=net.quantization_channels // 2)
+        if rows is not None:
+            rows = tf.pad(rows, [[0, 0], [lead, 0], [0, 0]])
+        draw = tf.fill([batch, chunk], -1)
+        silent = tf.zeros([batch, chunk], tf.float64)
+
+        def run(pool, first, forced, draws):
+            chunk_rows = None if rows is None else rows[:, first:first + chunk]
+            if chunk_rows is not None:
+                chunk_rows = tf.pad(chunk_rows, [[0, 0], [0, chunk - chunk_rows.shape[1]],
+                                                 [0, 0]])
+            runs = [pool.submit(group.run, loop, forced, draws, temperature, chunk_rows)
+                    for group in groups]
+            return tf.concat([run.result() for run in runs], axis=0)
+
         with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
+            for first in range(0, start.shape[1], chunk):
+                run(pool, first, start[:, first:first + chunk], silent)
             for begin in range(0, samples, chunk):
                 # Every call gets a full chunk, so XLA compiles one shape; the surplus
                 # samples of the last one are dropped.
                 draws = draws_of(begin, min(chunk, samples - begin))
                 padded = tf.pad(draws, [[0, 0], [0, chunk - draws.shape[1]]])
-                chunk_rows = None
-                if rows is not None:
-                    chunk_rows = rows[:, begun + begin:begun + begin + chunk]
-                    chunk_rows = tf.pad(chunk_rows, [[0, 0], [0, chunk - chunk_rows.shape[1]],
-                                                     [0, 0]])
-                runs = [pool.submit(group.run, loop, padded, temperature, chunk_rows)
-                        for group in groups]
-                yield tf.concat([run.result() for run in runs], axis=0)[:, :draws.shape[1]]
+                codes = run(pool, start.shape[1] + begin, draw, padded)
+                yield codes[:, :draws.shape[1]]
     else:
         window = start[:, -net.receptive_field:]
         for begin in range(0, samples, chunk):
@@ -195,49 +210,47 @@ def _row_groups(batch):
 class _RowGroup:
     """The generation state of some batch rows, carried from chunk to chunk."""
 
-    def __init__(self, rows, proba, state, gc_embedding):
-        position, queues = state
-        self.rows, self.proba = rows, proba[rows]
-        self.state = position, [queue[:, rows] for queue in queues]
+    def __init__(self, net, rows, gc_embedding):
+        self.rows = rows
+        size = rows.stop - rows.start
+        self.proba = tf.zeros([size, net.quantization_channels])
+        self.state = net.zero_incremental_state(size)
         self.gc_embedding = None if gc_embedding is None else gc_embedding[rows]
 
-    def run(self, loop, noise, temperature, lc_rows):
+    def run(self, loop, forced, noise, temperature, lc_rows):
         codes, self.proba, self.state = loop.run(
-            self.proba, self.state, self.gc_embedding, noise[self.rows], temperature,
-            None if lc_rows is None else lc_rows[self.rows])
+            self.proba, self.state, self.gc_embedding, forced[self.rows], noise[self.rows],
+            temperature, None if lc_rows is None else lc_rows[self.rows])
         return codes
 
 
-def _projection(net, rows, begin, end):
-    return None if rows is None else net.project_local_condition(rows[:, begin:end])
-
-
 class _FastLoop:
-    """A network's compiled priming pass and generation loop; tracing and compiling cost
-    seconds, so each network keeps one (and the compiled loop is kept on disk, see
-    ``compilation_cache``). Written without AutoGraph, which only slows tracing here."""
+    """A network's compiled generation loop; tracing and compiling cost seconds, so each
+    network keeps one (and the compiled loop is kept on disk, see ``compilation_cache``).
+    Written without AutoGraph, which only slows tracing here."""
 
     def __init__(self, net):
-        self.prime = tf.function(net.primed_state, autograph=False)
-
         @tf.function(jit_compile=True, autograph=False)
-        def run(proba, state, gc_embedding, noise, temperature, lc_rows=None):
+        def run(proba, state, gc_embedding, forced, noise, temperature, lc_rows=None):
+            """Pushes one code per row and step: ``forced`` [B, n] where it is >= 0, else
+            one drawn from ``proba`` with ``noise`` [B, n]; returns the codes pushed."""
             # The whole chunk's conditioning, projected into every layer in one matmul, time
             # first: XLA miscompiled the step's row taken as lc_projection[:, t:t + 1].
             lc_projection = None if lc_rows is None else tf.transpose(
                 net.project_local_condition(lc_rows), [1, 0, 2])
-            samples = noise.shape[1]
+            steps = noise.shape[1]
 
             def step(t, codes, proba, state):
-                code = sample_codes(proba, temperature, noise[:, t])
+                code = tf.where(forced[:, t] >= 0, forced[:, t],
+                                sample_codes(proba, temperature, noise[:, t]))
                 step_projection = None if lc_projection is None else \
                     lc_projection[t][:, tf.newaxis]
                 proba, state = net.incremental_step(code, state, gc_embedding, step_projection)
                 return t + 1, codes.write(t, code), proba, state
 
             _, codes, proba, state = tf.while_loop(
-                lambda t, *_: t < samples, step,
-                (tf.constant(0), tf.TensorArray(tf.int32, size=samples), proba, state))
+                lambda t, *_: t < steps, step,
+                (tf.constant(0), tf.TensorArray(tf.int32, size=steps), proba, state))
             return tf.transpose(codes.stack()), proba, state
 
         self.run = run
