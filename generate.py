@@ -315,8 +315,8 @@ def generate_audio(args, net, description, clip, utterances, rows, names, paths)
                 kept = codes[row, :max(0, length - done)]
                 if writers:
                     writers[row].append(pcm[kept])
-                room = heard - sum(map(len, previews[row]))
-                previews[row].append(kept[:max(0, room)])
+                if len(prefix_codes) + done < heard:
+                    previews[row].append(kept[:heard - len(prefix_codes) - done])
             done += codes.shape[1]
             # The rate of the latest chunk: the first one also pays for compiling the loop.
             now = time.perf_counter()

@@ -18,7 +18,7 @@ load_tensorflow()  # first, with TensorFlow's start-up logs muted
 # isort: split
 import tensorflow as tf  # noqa: E402
 
-from wavenet import distribution, optimizer_factory  # noqa: E402
+from wavenet import compilation_cache, distribution, optimizer_factory  # noqa: E402
 from wavenet.audio_reader import AudioReader, validation_pieces  # noqa: E402
 from wavenet.checkpoints import (  # noqa: E402
     check_network_description,
@@ -139,6 +139,11 @@ def get_arguments():
                         'a vocoder voices a held-out clip. Default: 0 (off).')
     parser.add_argument('--sample_seconds', type=positive(float), default=1.0,
                         help='Seconds of audio per sample. Default: 1.')
+    parser.add_argument('--cache_dir', type=str,
+                        default=compilation_cache.default_directory(),
+                        help='Where the compiled sampling loop is kept for the next run (as '
+                        'generate.py keeps it). Default: $WAVENET_CACHE_DIR or '
+                        '~/.cache/wavenet; an empty string turns the cache off.')
     parser.add_argument('--distribute', type=str, default='auto',
                         choices=distribution.CHOICES,
                         help='How to spread training over devices: auto (several machines '
@@ -220,6 +225,7 @@ def main(argv=None):
     # built or a file written.
     try:
         logdir, restore_from = validate_directories(args)
+        compilation_cache.enable(args.cache_dir)  # read when XLA first compiles
         params = load_params(args.wavenet_params)
         reader = create_reader(args, params)
         gc_cardinality = reader.gc_category_cardinality

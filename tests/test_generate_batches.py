@@ -189,11 +189,16 @@ def test_a_second_run_loads_the_compiled_loop(checkpoints, tmp_path):
              '--logdir', tmp_path / 'logs', '--cache_dir', cache]
     first = run_generate(*flags, '--wav_out_path', tmp_path / 'first.wav')
     assert first.returncode == 0, first.stderr
-    entries = sorted(os.listdir(cache / 'xla'))
+    machine, = os.listdir(cache)  # tensorflow-<version>-<architecture>-<processor>
+    assert machine.startswith('tensorflow-2.')
+    entries = sorted(os.listdir(cache / machine / 'xla'))
     assert entries and all(name.endswith('.pb') for name in entries)
     second = run_generate(*flags, '--wav_out_path', tmp_path / 'second.wav')
     assert second.returncode == 0, second.stderr
-    assert sorted(os.listdir(cache / 'xla')) == entries
+    assert sorted(os.listdir(cache / machine / 'xla')) == entries
+    # Loading logs nothing: stderr holds the progress line alone.
+    assert second.stderr.strip().startswith('Sample 200/200'), second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1, second.stderr
     np.testing.assert_array_equal(read(tmp_path / 'first.wav'), read(tmp_path / 'second.wav'))
     env = dict(os.environ)
     env.pop('WAVENET_CACHE_DIR', None)

@@ -130,6 +130,7 @@ ERRORS = {
     'negative speaker': (['{prefix}', '--gc_id', '1,-1'], '--gc_id -1 is outside'),
     'speaker not an int': (['{prefix}', '--gc_id', 'p225'], '--gc_id'),
     'speaker missing': (['{prefix}'], 'Use --gc_id to specify global condition.'),
+    'speaker twice': (['{prefix}', '--gc_id', '2,3,2'], '--gc_id lists a speaker twice'),
     'cardinality missing': (['{bare}', '--wavenet_params', '{params}', '--gc_channels', 4,
                              '--gc_id', 1], 'Use --gc_cardinality=377 for full VCTK corpus.'),
     'zero temperature': (['{prefix}', '--gc_id', 1, '--temperature', 0], '--temperature'),

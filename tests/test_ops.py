@@ -196,3 +196,27 @@ def test_optimizer_factory():
     assert rmsprop.epsilon == 1e-5 and rmsprop.momentum == 0.9
     assert float(sgd.learning_rate) == pytest.approx(0.02)
     assert set(optimizer_factory) == {'adam', 'sgd', 'rmsprop'}
+
+
+@pytest.mark.parametrize('name', ['adam', 'sgd', 'rmsprop'])
+@pytest.mark.parametrize('learning_rate, momentum', [(0.01, 0.0), (0.03, 0.9)])
+def test_every_optimizer_takes_its_learning_rate_and_momentum(name, learning_rate, momentum):
+    """Three steps on the loss g * x (a constant gradient g) against TF 1's update rules
+    written out: the steps scale with the learning rate, and momentum adds up."""
+    g, x = 0.5, keras.Variable(1.0)
+    optimizer = optimizer_factory[name](learning_rate=learning_rate, momentum=momentum)
+    expected, velocity, mean_square, m, v = 1.0, 0.0, 1.0, 0.0, 0.0
+    for t in range(1, 4):
+        optimizer.apply_gradients([(tf.constant(g), x)])
+        if name == 'sgd':
+            velocity = momentum * velocity - learning_rate * g
+            expected += velocity
+        elif name == 'rmsprop':  # TF 1: mean square from 1, rho 0.9, epsilon 1e-5
+            mean_square = 0.9 * mean_square + 0.1 * g ** 2
+            velocity = momentum * velocity + learning_rate * g / np.sqrt(mean_square + 1e-5)
+            expected -= velocity
+        else:  # Adam, epsilon 1e-4; momentum has no part in it
+            m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g ** 2
+            step = learning_rate * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+            expected -= step * m / (np.sqrt(v) + 1e-4)
+        assert float(x.numpy()) == pytest.approx(expected, rel=1e-5, abs=1e-6), t

@@ -167,18 +167,38 @@ def test_learning_rate_flag_wins_over_the_restored_one(trained, corpus, tmp_path
 
 
 def test_restore_from_elsewhere_starts_at_step_zero_in_a_new_logdir(trained, corpus, tmp_path):
-    source = copy_of(trained[0], tmp_path)
-    result = run_train(corpus, tmp_path, f'--restore_from={source}',
-                       f'--logdir_root={tmp_path / "root"}', '--num_steps=2',
+    source = shutil.copytree(trained[0], tmp_path / 'source')
+    before = {path: path.stat().st_mtime_ns for path in source.rglob('*')}
+    # No --logdir_root: the default, ./logdir/train/<date>.
+    result = run_train(corpus, tmp_path, f'--restore_from={source}', '--num_steps=2',
                        f'--gc_channels={GC_CHANNELS}')
     assert result.returncode == 0, result.stderr
     assert f'  Checkpoint found: {source}/model.ckpt-5' in result.stdout
     assert [s for s, _ in printed_steps(result.stdout)] == [0, 1]
-    logdir, = (tmp_path / 'root' / 'train').iterdir()
+    logdir, = (tmp_path / 'logdir' / 'train').iterdir()
     assert re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d', logdir.name)
     assert checkpoint_numbers(logdir) == [0, 1]
     assert saved_state(str(logdir / 'model.ckpt-1')) == (1, 8)  # 6 updates before, 2 here
-    assert checkpoint_numbers(source) == [2, 4, 5]  # the source is left alone
+    assert (logdir / 'wavenet_params.json').exists() and list(logdir.glob('events.*'))
+    # The source is left alone: no file added (events, params), none rewritten.
+    assert {path: path.stat().st_mtime_ns for path in source.rglob('*')} == before
+
+
+def test_resume_restores_the_weights_themselves(trained, corpus, tmp_path):
+    """One more step at a vanishing learning rate: the weights saved after it are the
+    restored ones, not a fresh network's."""
+    logdir = copy_of(trained[0], tmp_path)
+    result = run_train(corpus, tmp_path, f'--logdir={logdir}', '--num_steps=7',
+                       '--learning_rate=1e-12', f'--gc_channels={GC_CHANNELS}')
+    assert result.returncode == 0, result.stderr
+    assert [s for s, _ in printed_steps(result.stdout)] == [6]
+    restored, saved = (tf.train.load_checkpoint(str(logdir / f'model.ckpt-{n}')) for n in (5, 6))
+    names = [name for name, _ in tf.train.list_variables(str(logdir / 'model.ckpt-5'))
+             if name.startswith('model/') and 'OPTIMIZER' not in name]
+    assert len(names) > 20
+    for name in names:
+        np.testing.assert_allclose(saved.get_tensor(name), restored.get_tensor(name),
+                                   atol=1e-9, err_msg=name)
 
 
 @pytest.mark.parametrize('flags, message', [

@@ -8,7 +8,10 @@ kernel autotuning (``--xla_gpu_per_fusion_autotune_cache_dir``). Both flags are 
 the environment when TensorFlow first compiles, so ``enable`` must run before that, and
 is best run before TensorFlow is imported. Imports no TensorFlow.
 """
+import hashlib
+import importlib.metadata
 import os
+import platform
 
 from .cli import check_output_directory
 
@@ -24,19 +27,38 @@ def default_directory():
 
 
 def enable(directory, flag='--cache_dir'):
-    """Keeps compiled executables in ``directory`` (created if needed); an empty string
-    leaves caching off. Flags the user already set in ``TF_XLA_FLAGS``/``XLA_FLAGS`` win.
-    A directory that cannot be written is a ``ValueError`` naming ``flag``."""
+    """Keeps compiled executables below ``directory`` (created if needed), in a folder for
+    this TensorFlow and processor; an empty string leaves caching off. Flags the user
+    already set in ``TF_XLA_FLAGS``/``XLA_FLAGS`` win. A directory that cannot be written
+    is a ``ValueError`` naming ``flag``."""
     if not directory:
         return None
     check_output_directory(directory, flag)
-    tensorflow_cache = os.path.join(directory, 'xla')
-    autotune_cache = os.path.join(directory, 'autotune')
+    # A folder per TensorFlow version and processor: an executable compiled for another
+    # machine's instructions (a home folder shared between machines) would crash this one.
+    machine = os.path.join(directory, _machine())
+    tensorflow_cache = os.path.join(machine, 'xla')
+    autotune_cache = os.path.join(machine, 'autotune')
     for path in (tensorflow_cache, autotune_cache):
         os.makedirs(path, exist_ok=True)
     _add_flag('TF_XLA_FLAGS', 'tf_xla_persistent_cache_directory', tensorflow_cache)
     _add_flag('XLA_FLAGS', 'xla_gpu_per_fusion_autotune_cache_dir', autotune_cache)
     return directory
+
+
+def _machine():
+    """``tensorflow-<version>-<architecture>-<hash of the processor's features>``."""
+    try:
+        version = importlib.metadata.version('tensorflow')
+    except importlib.metadata.PackageNotFoundError:
+        version = 'unknown'
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            features = next((line for line in cpuinfo if line.startswith('flags')), '')
+    except OSError:
+        features = platform.processor()
+    digest = hashlib.sha256(features.encode()).hexdigest()[:12]
+    return f'tensorflow-{version}-{platform.machine()}-{digest}'
 
 
 def _add_flag(variable, name, value):

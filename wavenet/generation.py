@@ -19,6 +19,7 @@ import soundfile
 import tensorflow as tf
 
 from .audio_reader import load_audio, trim_silence
+from .cli import native_stderr_silenced
 from .features import frame_count
 from .ops import mu_law_decode, mu_law_encode
 
@@ -173,8 +174,11 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
             return tf.concat([run.result() for run in runs], axis=0)
 
         with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
-            for first in range(0, start.shape[1], chunk):
-                run(pool, first, start[:, first:first + chunk], silent)
+            # Quiet: the first call compiles the loop, or loads it from the compilation
+            # cache, and XLA logs errors it recovers from as it reads the file.
+            with native_stderr_silenced():
+                for first in range(0, start.shape[1], chunk):
+                    run(pool, first, start[:, first:first + chunk], silent)
             for begin in range(0, samples, chunk):
                 # Every call gets a full chunk, so XLA compiles one shape; the surplus
                 # samples of the last one are dropped.
