@@ -240,10 +240,16 @@ def test_corpus_errors_are_one_line(train_main, tmp_path, capsys):
         (tmp_path / 'corpus' / 'p1' / 'p1_001.wav').read_bytes())
     (tmp_path / 'params.json').write_text(json.dumps(PARAMS))
     (tmp_path / 'empty').mkdir()
+    (tmp_path / 'unreadable').mkdir()
+    for name in ('p1_001.wav', 'p1_002.wav'):  # a corpus of files that are not audio
+        (tmp_path / 'unreadable' / name).write_text('not audio')
     params = f'--wavenet_params={tmp_path / "params.json"}'
     cases = [([f'--data_dir={tmp_path / "corpus"}', '--gc_channels=4'],
               f"'{tmp_path / 'corpus' / 'unlabelled.wav'}' has no speaker id"),
-             ([f'--data_dir={tmp_path / "empty"}'], f"No audio files found in '{tmp_path}/empty'")]
+             ([f'--data_dir={tmp_path / "empty"}'], f"No audio files found in '{tmp_path}/empty'"),
+             ([f'--data_dir={tmp_path / "unreadable"}'],
+              f"no usable audio: not one of the 2 training files can be read as audio "
+              f"({tmp_path}/unreadable/p1_001.wav: Error opening")]
     for flags, message in cases:
         with pytest.raises(SystemExit) as exit_info:
             train_main([*flags, params])
@@ -277,6 +283,15 @@ def test_a_corpus_of_silence_is_refused_with_a_threshold_that_would_keep_it(trai
     assert match and float(match.group(1)) == pytest.approx(0.02 / np.sqrt(2), rel=0.01), err
     train_main([*flags, '--silence_threshold=0.007', '--num_steps=1'])  # and it does
     assert printed_steps(capsys.readouterr().out)[0][0] == 0
+    # A whisper (frame RMS 0.00035): 0.0011 trims it all away, 0.001 and below trim nothing.
+    for path in (tmp_path / 'quiet').iterdir():
+        audio, rate = soundfile.read(str(path))
+        soundfile.write(str(path), audio / 40, rate, subtype='FLOAT')
+    with pytest.raises(SystemExit):
+        train_main([*flags, '--silence_threshold=0.0011', '--num_steps=1', '--logdir=trim'])
+    assert 'no usable audio' in capsys.readouterr().err
+    train_main([*flags, '--silence_threshold=0.001', '--num_steps=1', '--logdir=off'])
+    assert printed_steps(capsys.readouterr().out)[0][0] == 0
 
 
 def test_validation_loss_of_the_held_out_files(train_main, corpus, tmp_path, capsys):
@@ -301,6 +316,54 @@ def test_validation_loss_of_the_held_out_files(train_main, corpus, tmp_path, cap
     expected = np.mean([float(net.loss(p[np.newaxis, :, np.newaxis])) for p in pieces])
     assert scalars['validation_loss'][4] == pytest.approx(expected, abs=1e-5)
     assert printed[4] == pytest.approx(expected, abs=1e-3)
+
+
+def test_a_batch_of_whole_clips(train_main, tmp_path, capsys):
+    """--batch_size 2 --sample_size 0: the first step's loss is the mean over both whole
+    clips (each front-padded by a receptive field), as the network before the step sees
+    them (a vanishing learning rate keeps the saved weights those of before the step)."""
+    corpus = tmp_path / 'two'
+    t = np.arange(3000) / 16000
+    for speaker, frequency in ((1, 220), (2, 1500)):
+        path = corpus / f'p{speaker}' / f'p{speaker}_001.wav'
+        path.parent.mkdir(parents=True)
+        soundfile.write(str(path), 0.5 * np.sin(2 * np.pi * frequency * t), 16000,
+                        subtype='PCM_16')
+    (tmp_path / 'params.json').write_text(json.dumps(PARAMS))
+    train_main([f'--data_dir={corpus}', f'--wavenet_params={tmp_path / "params.json"}',
+                '--batch_size=2', '--sample_size=0', '--silence_threshold=0', '--num_steps=1',
+                '--optimizer=sgd', '--learning_rate=1e-12', '--logdir=logdir'])
+    (step, printed), = printed_steps(capsys.readouterr().out)
+    net = build_model(PARAMS)
+    tf.train.Checkpoint(model=net).read('logdir/model.ckpt-0').expect_partial()
+    clips = [cut_pieces(load_audio(str(path), 16000), net.receptive_field, 0)[0]
+             for path in sorted(corpus.rglob('*.wav'))]
+    assert [len(clip) for clip in clips] == [3000 + net.receptive_field] * 2
+    alone = [float(net.loss(clip[np.newaxis, :, np.newaxis])) for clip in clips]
+    assert abs(alone[0] - alone[1]) > 1e-3  # so that one clip alone would not pass
+    both = float(net.loss(np.stack(clips)[..., np.newaxis]))
+    assert both == pytest.approx(np.mean(alone), abs=1e-5)
+    scalars, _ = events(tmp_path / 'logdir')
+    assert scalars['loss'][0] == pytest.approx(both, abs=1e-5)
+    assert printed == pytest.approx(both, abs=1e-3)
+
+
+def test_rmsprop_and_its_momentum_take_effect(train_main, corpus, tmp_path):
+    """The checkpoint after one RMSprop step holds one mean square per weight, started at 1
+    as TF 1 starts it (so at least 0.9 after one step; Keras' own would start at 0), and
+    a momentum per weight only when --momentum is set."""
+    weights = len(build_model(PARAMS).trainable_variables)
+    for momentum in (0.0, 0.5):
+        train_main(train_flags(corpus, f'--logdir=m{momentum}', '--optimizer=rmsprop',
+                               f'--momentum={momentum}', '--num_steps=1'))
+        reader = tf.train.load_checkpoint(f'm{momentum}/model.ckpt-0')
+        slots = [reader.get_tensor(name) for name, _ in
+                 tf.train.list_variables(f'm{momentum}/model.ckpt-0')
+                 if name.startswith('optimizer/_variables/')]
+        mean_squares = [slot for slot in slots if slot.min() >= 0.9]
+        assert len(mean_squares) == weights
+        assert len(slots) == weights * (2 if momentum else 1)
+        assert all(slot.max() < 1.0 + 1e-6 for slot in mean_squares)
 
 
 def test_validation_flags_are_checked(train_main, corpus, tmp_path, capsys):
@@ -365,8 +428,12 @@ def test_error_from_the_command_line_is_exactly_one_line(corpus, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
-def test_stop_signal_saves_a_checkpoint(corpus, tmp_path, signum):
+@pytest.mark.parametrize('signals', [[signal.SIGINT], [signal.SIGTERM],
+                                     [signal.SIGINT, signal.SIGINT]],
+                         ids=['ctrl-c', 'sigterm', 'ctrl-c twice'])
+def test_stop_signal_saves_a_checkpoint(corpus, tmp_path, signals):
+    """One signal stops after the step in flight; a second Ctrl-C interrupts that step.
+    Either way the checkpoint saved is the last completed step's, optimizer and all."""
     logdir = tmp_path / 'logdir'
     process = subprocess.Popen(
         [sys.executable, TRAIN, *train_flags(corpus, f'--logdir={logdir}',
@@ -377,7 +444,8 @@ def test_stop_signal_saves_a_checkpoint(corpus, tmp_path, signum):
     for line in process.stdout:
         lines.append(line)
         if line.startswith('step 3 -'):
-            process.send_signal(signum)
+            for signum in signals:
+                process.send_signal(signum)
             break
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr

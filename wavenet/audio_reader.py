@@ -175,13 +175,19 @@ class AudioReader:
                              'none to train on')
 
     def summary(self):
-        """One line on the corpus: files, speakers (distinct ids in the names), hours."""
-        seconds = 0.0
+        """One line on the corpus: files, speakers (distinct ids in the names), hours.
+        A ``ValueError`` when not one training file can be read as audio (a header read
+        each, so before any work)."""
+        seconds, readable, problem = 0.0, 0, None
         for filename in self.files + self.validation_files:
             try:
                 seconds += soundfile.info(filename).duration
-            except Exception:  # unreadable: warned about when the pipeline meets it
-                pass
+                readable += filename not in self.validation_files
+            except Exception as e:  # unreadable: warned about when the pipeline meets it
+                problem = problem or f'{filename}: {e}'
+        if not readable:
+            raise ValueError(f'no usable audio: not one of the {len(self.files)} training '
+                             f'files can be read as audio ({problem})')
         speakers = len({speaker_id(f) for f in self.files + self.validation_files} - {None})
         if seconds >= 3600:
             length = f'{seconds / 3600:.1f} hours'
