@@ -206,7 +206,9 @@ def _row_groups(batch):
     one core, and the rows are independent. One group on a GPU."""
     if tf.config.list_logical_devices('GPU'):
         return [slice(0, batch)]
-    count = min(batch, len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else \
+        os.cpu_count() or 1
+    count = min(batch, cores)
     bounds = [batch * k // count for k in range(count + 1)]
     return [slice(first, end) for first, end in zip(bounds, bounds[1:])]
 
