@@ -35,6 +35,10 @@ def train_main(monkeypatch, tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setattr(sys, 'argv', ['train.py'])
+    # train.py points TensorFlow's compilation cache at a folder through these: undone
+    # after the test, so that no later tool run inherits them.
+    for variable in ('TF_XLA_FLAGS', 'XLA_FLAGS'):
+        monkeypatch.setenv(variable, os.environ.get(variable, ''))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv('TF_CONFIG', raising=False)
     return module.main
