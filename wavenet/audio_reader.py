@@ -179,10 +179,10 @@ class AudioReader:
         A ``ValueError`` when not one training file can be read as audio (a header read
         each, so before any work)."""
         seconds, readable, problem = 0.0, 0, None
-        for filename in self.files + self.validation_files:
+        for index, filename in enumerate(self.files + self.validation_files):
             try:
                 seconds += soundfile.info(filename).duration
-                readable += filename not in self.validation_files
+                readable += index < len(self.files)  # a training file
             except Exception as e:  # unreadable: warned about when the pipeline meets it
                 problem = problem or f'{filename}: {e}'
         if not readable:
