@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from . import generation
 from .audio_reader import MIN_SILENCE_THRESHOLD, load_audio, trim_silence
+from .cli import native_stderr_silenced
 from .features import MelFeatures
 from .ops import mu_law_decode
 
@@ -50,8 +51,10 @@ def write_audio(tag, audio, sample_rate, step):
     """``audio`` (1-D floats) as TensorBoard audio under ``tag`` and its spectrogram as an
     image under ``tag/spectrogram``, to the default writer."""
     audio = np.asarray(audio, np.float32)
-    tf.summary.audio(tag, audio[np.newaxis, :, np.newaxis], sample_rate, step=step,
-                     max_outputs=1)
+    # Quiet: encoding the wav logs a oneDNN line about string tensors on some processors.
+    with native_stderr_silenced():
+        tf.summary.audio(tag, audio[np.newaxis, :, np.newaxis], sample_rate, step=step,
+                         max_outputs=1)
     tf.summary.image(f'{tag}/spectrogram', spectrogram_picture(audio, sample_rate)[np.newaxis],
                      step=step, max_outputs=1)
 
