@@ -126,14 +126,15 @@ def conditioning_rows(net, frames, start_length, samples, silence):
 def generate(net, start, noise, global_condition=None, temperature=1.0, fast=True,
              chunk=CHUNK, local_condition=None, samples=None):
     """Yields int32 code chunks [B, n], ``samples`` in all, that continue ``start`` (codes
-    [B, T]). ``noise`` holds one uniform draw per sample: ``[B, samples]``, or a function
-    ``(begin, count) -> [B, count]`` (such as a shifted ``UniformStreams``) with
-    ``samples`` given. ``local_condition``: for a vocoder, the rows of
-    ``conditioning_rows``.
+    [B, T], at least a receptive field, as ``start_waveform`` makes). ``noise`` holds one
+    uniform draw per sample: ``[B, samples]``, or a function ``(begin, count) -> [B,
+    count]`` (such as a shifted ``UniformStreams``) with ``samples`` given.
+    ``local_condition``: for a vocoder, the rows of ``conditioning_rows``.
 
     ``fast`` runs the compiled loop, which pushes ``start`` into the incremental state
-    and then draws; otherwise each sample runs the whole network on the last receptive
-    field, as the original's slow path did. Both sample the same draws identically.
+    (from the steady state of silence) and then draws; otherwise each sample runs the
+    whole network on the last receptive field, as the original's slow path did. Both
+    sample the same draws identically.
     """
     if callable(noise):
         draws_of = noise
@@ -152,15 +153,21 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
     if fast:
         loop = _fast_loop(net)
         batch = start.shape[0]
-        groups = [_RowGroup(net, group, gc_embedding) for group in _row_groups(batch)]
-        # The loop primes its own state: it pushes the start codes as they are (forced,
-        # not drawn), a chunk at a time, preceded by silence up to a whole chunk; no
-        # sample depends on codes more than a receptive field back, so the silence changes
-        # nothing, and no second network function is traced and compiled.
+        silence = net.quantization_channels // 2
+        # The start codes go to the loop as forced codes (pushed, not drawn), whole chunks
+        # of them, preceded by silence (with a vocoder's first conditioning row).
         lead = -begun % chunk
-        start = tf.pad(start, [[0, 0], [lead, 0]], constant_values=net.quantization_channels // 2)
+        start = tf.pad(start, [[0, 0], [lead, 0]], constant_values=silence)
         if rows is not None:
-            rows = tf.pad(rows, [[0, 0], [lead, 0], [0, 0]])
+            rows = tf.concat([tf.repeat(rows[:, :1], lead, axis=1), rows], axis=1)
+        # Each row starts in the steady state of endless silence, which a receptive field
+        # of silence reaches too (no sample depends on codes further back): only the
+        # chunks from the first code (or conditioning row) that differs need pushing.
+        settled = _silent_length(start, rows, silence) // chunk * chunk
+        steady_projection = None if rows is None else \
+            net.project_local_condition(rows[:, :1])
+        groups = [_RowGroup(net, group, silence, gc_embedding, steady_projection)
+                  for group in _row_groups(batch)]
         draw = tf.fill([batch, chunk], -1)
         silent = tf.zeros([batch, chunk], tf.float64)
 
@@ -177,7 +184,7 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
             # Quiet: the first call compiles the loop, or loads it from the compilation
             # cache, and XLA logs errors it recovers from as it reads the file.
             with native_stderr_silenced():
-                for first in range(0, start.shape[1], chunk):
+                for first in range(settled, start.shape[1], chunk):
                     run(pool, first, start[:, first:first + chunk], silent)
             for begin in range(0, samples, chunk):
                 # Every call gets a full chunk, so XLA compiles one shape; the surplus
@@ -213,15 +220,27 @@ def _row_groups(batch):
     return [slice(first, end) for first, end in zip(bounds, bounds[1:])]
 
 
-class _RowGroup:
-    """The generation state of some batch rows, carried from chunk to chunk."""
+def _silent_length(start, rows, silence):
+    """How many of the first ``start`` codes [B, T] are silence for every row, with (for a
+    vocoder) the same conditioning as the first: what a silent steady state accounts for.
+    Rows upsampled from the same silence frames differ by rounding only."""
+    same = np.all(np.asarray(start) == silence, axis=0)
+    if rows is not None:
+        rows = np.asarray(rows)[:, :len(same)]
+        same &= np.all(np.isclose(rows, rows[:, :1], rtol=1e-6, atol=1e-6), axis=(0, 2))
+    return len(same) if same.all() else int(np.argmin(same))
 
-    def __init__(self, net, rows, gc_embedding):
+
+class _RowGroup:
+    """The generation state of some batch rows, carried from chunk to chunk; it starts in
+    the steady state of endless silence."""
+
+    def __init__(self, net, rows, silence, gc_embedding, lc_projection):
         self.rows = rows
-        size = rows.stop - rows.start
-        self.proba = tf.zeros([size, net.quantization_channels])
-        self.state = net.zero_incremental_state(size)
         self.gc_embedding = None if gc_embedding is None else gc_embedding[rows]
+        self.proba, self.state = net.steady_state(
+            tf.fill([rows.stop - rows.start], silence), self.gc_embedding,
+            None if lc_projection is None else lc_projection[rows])
 
     def run(self, loop, forced, noise, temperature, lc_rows):
         codes, self.proba, self.state = loop.run(

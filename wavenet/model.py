@@ -1,10 +1,10 @@
 """The WaveNet network: a Keras 3 model whose layers define the per-layer math once.
 
 Every path through the network -- the training loss over a whole batch, ``predict_proba``
-over a window, the queue-cached incremental step and the one-pass priming of those
-queues -- runs the same ``_network`` function. They differ only in where each
-convolution's taps come from (``taps_for``): slices of a whole sequence, or a queue of
-past inputs plus the newest one.
+over a window, the queue-cached incremental step, the one-pass priming of those queues and
+the steady state of a constant input -- runs the same ``_network`` function. They differ
+only in where each convolution's taps come from (``taps_for``): slices of a whole sequence,
+a queue of past inputs plus the newest one, or the one input repeated.
 
 Local conditioning (a vocoder's mel frames, SPEC section 9) enters the same function as a
 per-sample *projection*: the frames are upsampled to one row per sample, and every dilated
@@ -573,6 +573,23 @@ class WaveNetModel(keras.Model):
         network_input = self.encode_codes(codes[:, tf.newaxis])
         logits = self._network(network_input, gc_embedding, taps_for, 1, lc_projection)
         return _probabilities(logits[:, -1]), (position + 1, new_queues)
+
+    def steady_state(self, codes, gc_embedding=None, lc_projection=None):
+        """The state after int ``codes`` [B] were pushed over and over, for ever (each time
+        with the projected conditioning ``lc_projection`` [B, 1, ...]), and the next
+        distribution. Every layer's input is then the same at every step, so one network
+        column whose taps all hold that input computes it: a generation that starts from
+        silence costs one column instead of a receptive field of steps."""
+        queues = []
+
+        def taps_for(i, value, layer):
+            queues.append(tf.tile(tf.transpose(value, [1, 0, 2]),
+                                  [self.queue_lengths[i] + 1, 1, 1]))
+            return [value] * layer.filter_width
+
+        logits = self._network(self.encode_codes(codes[:, tf.newaxis]), gc_embedding,
+                               taps_for, 1, lc_projection)
+        return _probabilities(logits[:, -1]), (tf.constant(0), queues)
 
     def primed_state(self, codes, gc_embedding=None, lc_projection=None):
         """``incremental_step`` over int ``codes`` [B, T] from the zero state, in one pass:
