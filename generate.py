@@ -285,9 +285,8 @@ def generate_audio(args, net, description, clip, utterances, rows, names, paths)
                   for _, frames, _ in utterances]
         lengths = [min(args.samples, len(utterances[u][1]) * features.hop_length)
                    for u, _, _ in rows]
-        conditioning = generation.conditioning_rows(
-            net, np.stack([padded[u] for u, _, _ in rows]), start.shape[1], args.samples,
-            features.silence)
+        conditioning = generation.ConditioningRows(
+            net, np.stack([padded[u] for u, _, _ in rows]), start.shape[1], features.silence)
 
     sample_rate = description['sample_rate']
     pcm = generation.pcm_table(quantization_channels)

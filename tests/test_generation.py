@@ -6,6 +6,7 @@ import tensorflow as tf
 from wavenet import WaveNetModel
 from wavenet.features import MelFeatures
 from wavenet.generation import (
+    ConditioningRows,
     conditioning_rows,
     generate,
     sample_codes,
@@ -162,6 +163,33 @@ def test_conditioning_rows_put_silence_before_the_frames():
     padded = np.concatenate([features.silence(3)[None], frames, features.silence(1)[None]], 1)
     upsampled = net.upsample_local_condition(padded).numpy()
     np.testing.assert_array_equal(rows, upsampled[:, 24 - 20 + 1:24 + 40 + 1])
+
+
+@pytest.mark.parametrize('scales', [[2, 4], [1, 3], [4, 4, 4, 4]])
+def test_conditioning_rows_a_stretch_at_a_time_equal_the_whole(scales):
+    """Any stretch of rows, at the start, in the middle, across the end, is what upsampling
+    every frame at once gives; and each stretch upsamples only frames near it, so an hour
+    of conditioning never sits in memory upsampled."""
+    net = small_net(local_condition_channels=3, lc_upsample_scales=scales)
+    hop = net.lc_hop_length
+    for layer_weight in net.lc_upsampling.weights:  # smoothing far from a plain average
+        layer_weight.assign(np.random.default_rng(5).uniform(0, 1, layer_weight.shape))
+    features = MelFeatures(8000, 3, hop)
+    frames = np.random.default_rng(6).uniform(-11, 2, (2, 40, 3)).astype(np.float32)
+    start, samples = 3 * hop + 5, 40 * hop
+    before = -(-start // hop)
+    padded = np.concatenate([np.repeat(features.silence(before)[None], 2, 0), frames,
+                             np.repeat(features.silence(1)[None], 2, 0)], 1)
+    whole = net.upsample_local_condition(padded).numpy()[:, before * hop - start + 1:]
+    rows = ConditioningRows(net, frames, start, features.silence)
+    upsampled = []
+    original = net.upsample_local_condition
+    net.upsample_local_condition = lambda f: upsampled.append(f.shape[1]) or original(f)
+    for begin, count in [(0, 7), (0, start + samples), (1, hop), (start - 3, 2 * hop + 1),
+                         (17 * hop - 1, 3 * hop + 2), (start + samples - 5, 5)]:
+        np.testing.assert_allclose(rows(begin, count), whole[:, begin:begin + count],
+                                   rtol=0, atol=1e-6)
+    assert upsampled[2] <= 1 + 2 * (len(scales) + 1) + 1  # a hop's rows: a few frames
 
 
 def test_chunks_carry_the_state():

@@ -103,24 +103,43 @@ def start_waveform(net, uniform, clip=None):
 
 # -- the loop ------------------------------------------------------------------------------
 
-def conditioning_rows(net, frames, start_length, samples, silence):
-    """The upsampled conditioning ``[B, start_length + samples, C]`` of a generation: row
+class ConditioningRows:
+    """The upsampled conditioning of a generation, computed a stretch at a time: called
+    with ``(begin, count)``, rows ``[begin, begin + count)`` as ``[B, count, C]``. Row
     ``i`` goes with network input ``i`` of the start codes followed by the generated ones,
     so it is the row of the sample that input predicts (``i + 1``).
 
     ``frames`` [B, F, C] describe the generated samples; the start codes get the features
     of ``silence`` (a function ``n -> [n, C]`` frames of silence), as the receptive-field
     padding of every training clip did, and the frames are upsampled together with them.
+    Only the frames near a stretch are upsampled for it: an hour of upsampled rows would
+    take 18 GB, its frames 72 MB.
     """
-    frames = tf.convert_to_tensor(frames, tf.float32)
-    hop = net.lc_hop_length
-    before = frame_count(start_length, hop)
-    # One more frame after the end: the step after the last sample reads a row too.
-    padding = [tf.tile(tf.constant(silence(n))[tf.newaxis], [frames.shape[0], 1, 1])
-               for n in (before, 1)]
-    rows = net.upsample_local_condition(tf.concat([padding[0], frames, padding[1]], axis=1))
-    origin = before * hop  # the row of the first generated sample
-    return rows[:, origin - start_length + 1:origin + samples + 1]
+
+    def __init__(self, net, frames, start_length, silence):
+        frames = np.asarray(frames, np.float32)
+        self.net, self.hop = net, net.lc_hop_length
+        before = frame_count(start_length, self.hop)
+        # One more frame after the end: the step after the last sample reads a row too.
+        padding = [np.broadcast_to(silence(n), (len(frames), n, frames.shape[2]))
+                   for n in (before, 1)]
+        self.frames = np.concatenate([padding[0], frames, padding[1]], axis=1)
+        self.origin = before * self.hop - start_length + 1  # the frames' row of row 0
+        # Every upsampling scale mixes rows at most one row (of its input) apart, so the
+        # rows of a stretch depend on frames at most this many away from it.
+        self.margin = len(net.lc_upsampling.scales) + 1
+
+    def __call__(self, begin, count):
+        first = self.origin + begin
+        low = max(first // self.hop - self.margin, 0)
+        high = min(-(-(first + count) // self.hop) + self.margin, self.frames.shape[1])
+        rows = self.net.upsample_local_condition(self.frames[:, low:high])
+        return rows[:, first - low * self.hop:first - low * self.hop + count]
+
+
+def conditioning_rows(net, frames, start_length, samples, silence):
+    """All ``start_length + samples`` rows of ``ConditioningRows`` at once."""
+    return ConditioningRows(net, frames, start_length, silence)(0, start_length + samples)
 
 
 def generate(net, start, noise, global_condition=None, temperature=1.0, fast=True,
@@ -129,7 +148,8 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
     [B, T], at least a receptive field, as ``start_waveform`` makes). ``noise`` holds one
     uniform draw per sample: ``[B, samples]``, or a function ``(begin, count) -> [B,
     count]`` (such as a shifted ``UniformStreams``) with ``samples`` given.
-    ``local_condition``: for a vocoder, the rows of ``conditioning_rows``.
+    ``local_condition``: for a vocoder, the rows of ``conditioning_rows``, or a
+    ``ConditioningRows``.
 
     ``fast`` runs the compiled loop, which pushes ``start`` into the incremental state
     (from the steady state of silence) and then draws; otherwise each sample runs the
@@ -147,8 +167,13 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
     start = tf.convert_to_tensor(start, tf.int32)
     temperature = tf.constant(temperature, tf.float64)
     begun = start.shape[1]
-    rows = None if local_condition is None else tf.convert_to_tensor(local_condition,
-                                                                     tf.float32)
+    if local_condition is None or callable(local_condition):
+        rows_of = local_condition
+    else:
+        rows = tf.convert_to_tensor(local_condition, tf.float32)
+
+        def rows_of(begin, count):
+            return rows[:, begin:begin + count]
     gc_embedding = net.embed_global_condition(global_condition)
     if fast:
         loop = _fast_loop(net)
@@ -158,25 +183,32 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
         # of them, preceded by silence (with a vocoder's first conditioning row).
         lead = -begun % chunk
         start = tf.pad(start, [[0, 0], [lead, 0]], constant_values=silence)
-        if rows is not None:
-            rows = tf.concat([tf.repeat(rows[:, :1], lead, axis=1), rows], axis=1)
+
+        def chunk_rows(first):
+            """The conditioning of pushed codes ``[first, first + chunk)``, counted from
+            the silence before the start."""
+            if rows_of is None:
+                return None
+            begin = max(first - lead, 0)
+            rows = rows_of(begin, first + chunk - lead - begin)
+            rows = tf.concat([tf.repeat(rows_of(0, 1), begin - (first - lead), axis=1), rows],
+                             axis=1)
+            return tf.pad(rows, [[0, 0], [0, chunk - rows.shape[1]], [0, 0]])
+
         # Each row starts in the steady state of endless silence, which a receptive field
         # of silence reaches too (no sample depends on codes further back): only the
         # chunks from the first code (or conditioning row) that differs need pushing.
-        settled = _silent_length(start, rows, silence) // chunk * chunk
-        steady_projection = None if rows is None else \
-            net.project_local_condition(rows[:, :1])
+        start_rows = None if rows_of is None else rows_of(0, begun)
+        settled = (lead + _silent_length(start[:, lead:], start_rows, silence)) // chunk * chunk
+        steady_projection = None if rows_of is None else \
+            net.project_local_condition(rows_of(0, 1))
         groups = [_RowGroup(net, group, silence, gc_embedding, steady_projection)
                   for group in _row_groups(batch)]
         draw = tf.fill([batch, chunk], -1)
         silent = tf.zeros([batch, chunk], tf.float64)
 
         def run(pool, first, forced, draws):
-            chunk_rows = None if rows is None else rows[:, first:first + chunk]
-            if chunk_rows is not None:
-                chunk_rows = tf.pad(chunk_rows, [[0, 0], [0, chunk - chunk_rows.shape[1]],
-                                                 [0, 0]])
-            runs = [pool.submit(group.run, loop, forced, draws, temperature, chunk_rows)
+            runs = [pool.submit(group.run, loop, forced, draws, temperature, chunk_rows(first))
                     for group in groups]
             return tf.concat([run.result() for run in runs], axis=0)
 
@@ -197,11 +229,15 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
         window = start[:, -net.receptive_field:]
         for begin in range(0, samples, chunk):
             draws = draws_of(begin, min(chunk, samples - begin))
+            # The rows of this chunk's windows (a receptive field before each sample).
+            first = max(begun + begin - net.receptive_field, 0)
+            rows = None if rows_of is None else \
+                rows_of(first, begun + begin + draws.shape[1] - first)
             codes = []
             for t in range(begin, begin + draws.shape[1]):
                 position = begun + t  # of the sample being drawn
                 window_rows = None if rows is None else \
-                    rows[:, max(position - net.receptive_field, 0):position]
+                    rows[:, max(position - net.receptive_field, 0) - first:position - first]
                 proba = net._window(window, gc_embedding, window_rows)
                 codes.append(sample_codes(proba, temperature, draws[:, t - begin]))
                 window = tf.concat([window[:, 1:], codes[-1][:, tf.newaxis]], axis=1)
