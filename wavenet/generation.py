@@ -207,24 +207,40 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
         draw = tf.fill([batch, chunk], -1)
         silent = tf.zeros([batch, chunk], tf.float64)
 
-        def run(pool, first, forced, draws):
-            runs = [pool.submit(group.run, loop, forced, draws, temperature, chunk_rows(first))
-                    for group in groups]
-            return tf.concat([run.result() for run in runs], axis=0)
+        # A thread per row group: a group's chunks run in order on its thread, so the
+        # next chunk can start before the caller has handled (written) the last one.
+        threads = [concurrent.futures.ThreadPoolExecutor(1) for _ in groups]
 
-        with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
+        def submit(first, forced, draws):
+            """Starts the chunk of pushed codes ``[first, first + chunk)`` on every row
+            group; returns a function that waits for its codes."""
+            lc_rows = chunk_rows(first)
+            runs = [thread.submit(group.run, loop, forced, draws, temperature, lc_rows)
+                    for thread, group in zip(threads, groups)]
+            return lambda: tf.concat([run.result() for run in runs], axis=0)
+
+        def submit_samples(begin):
+            # Every call gets a full chunk, so XLA compiles one shape; the surplus samples
+            # of the last one are dropped.
+            draws = draws_of(begin, min(chunk, samples - begin))
+            padded = tf.pad(draws, [[0, 0], [0, chunk - draws.shape[1]]])
+            return draws.shape[1], submit(start.shape[1] + begin, draw, padded)
+
+        try:
             # Quiet: the first call compiles the loop, or loads it from the compilation
             # cache, and XLA logs errors it recovers from as it reads the file.
             with native_stderr_silenced():
                 for first in range(settled, start.shape[1], chunk):
-                    run(pool, first, start[:, first:first + chunk], silent)
+                    submit(first, start[:, first:first + chunk], silent)()
+            ahead = submit_samples(0) if samples > 0 else None
             for begin in range(0, samples, chunk):
-                # Every call gets a full chunk, so XLA compiles one shape; the surplus
-                # samples of the last one are dropped.
-                draws = draws_of(begin, min(chunk, samples - begin))
-                padded = tf.pad(draws, [[0, 0], [0, chunk - draws.shape[1]]])
-                codes = run(pool, start.shape[1] + begin, draw, padded)
-                yield codes[:, :draws.shape[1]]
+                count, codes = ahead
+                if begin + chunk < samples:
+                    ahead = submit_samples(begin + chunk)
+                yield codes()[:, :count]
+        finally:
+            for thread in threads:
+                thread.shutdown()
     else:
         window = start[:, -net.receptive_field:]
         for begin in range(0, samples, chunk):
