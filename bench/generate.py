@@ -51,7 +51,10 @@ frames = -(-{samples} // {VOCODER['lc_hop_length']})
 np.save({work!r} + '/frames.npy', np.random.default_rng(0).uniform(
     -11, 2, (frames, {VOCODER['lc_channels']})).astype(np.float32))
 '''
-    subprocess.run([sys.executable, '-c', script], check=True, env=environment())
+    made = subprocess.run([sys.executable, '-c', script], env=environment(),
+                          capture_output=True, text=True)
+    if made.returncode:
+        raise SystemExit(f'making the checkpoints failed:\n{made.stderr}')
     return os.path.join(work, 'speakers'), os.path.join(work, 'vocoder')
 
 

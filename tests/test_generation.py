@@ -95,6 +95,32 @@ def test_priming_in_one_pass_equals_step_by_step(variant):
             np.testing.assert_allclose(primed, net.predict_proba(codes, speakers), atol=1e-5)
 
 
+@pytest.mark.parametrize('variant', [*VARIANTS, 'vocoder'])
+def test_steady_state_equals_a_receptive_field_of_one_code(variant):
+    """The steady state of a code (and a conditioning row) repeated for ever is the state a
+    receptive field of it reaches step by step: the same distribution, and every later
+    step agrees until each queue entry was replaced."""
+    vocoder = variant == 'vocoder'
+    net = small_net(**(dict(local_condition_channels=2, lc_upsample_scales=[2]) if vocoder
+                       else VARIANTS[variant]))
+    rng = np.random.default_rng(1)
+    gc = net.embed_global_condition(speakers_for(net, rows=2))
+    projection = net.project_local_condition(
+        rng.normal(size=(2, 1, 2)).astype(np.float32)) if vocoder else None
+    codes = tf.constant([Q // 2, 7])
+    pushed = tf.repeat(codes[:, tf.newaxis], net.receptive_field, axis=1)
+    primed_proba, primed = net.primed_state(
+        pushed, gc, tf.repeat(projection, net.receptive_field, axis=1) if vocoder else None)
+    steady_proba, steady = net.steady_state(codes, gc, projection)
+    np.testing.assert_allclose(steady_proba, primed_proba, atol=1e-6)
+    for code in rng.integers(0, Q, (2 * net.receptive_field, 2)):
+        after_priming, primed = net.incremental_step(tf.constant(code, tf.int32), primed, gc,
+                                                     projection)
+        after_steady, steady = net.incremental_step(tf.constant(code, tf.int32), steady, gc,
+                                                    projection)
+        np.testing.assert_allclose(after_steady, after_priming, atol=1e-6)
+
+
 def test_a_batch_of_speakers_equals_separate_runs():
     net = small_net(**VARIANTS['width 3, biases, speakers'])
     speakers = [4, 1, 5]
