@@ -10,7 +10,10 @@ speakers, random weights). Every figure comes from timing whole ``generate.py`` 
   takes Python to import TensorFlow and the toolkit (what no run can avoid);
 - peak RSS of the short and long runs (the same when memory does not grow with length);
 - the same network as a vocoder (80 mel bands, hop 256, upsampling 4 x 4 x 4 x 4; SPEC
-  section 9) voicing random log-mel frames, batch 1: the cost of conditioning.
+  section 9) voicing random log-mel frames, batch 1: the cost of conditioning;
+- on the CPU, what the machine allows: NumPy doing only the network's largest matrix
+  products, as a bandwidth (batch 1 reads every weight once per sample) and as GFLOP/s
+  (batch 16), turned into samples/s.
 
     python bench/generate.py [--device cpu|gpu] [--short 1000] [--long 9000] [--repeats 2]
 """
@@ -56,6 +59,56 @@ np.save({work!r} + '/frames.npy', np.random.default_rng(0).uniform(
     if made.returncode:
         raise SystemExit(f'making the checkpoints failed:\n{made.stderr}')
     return os.path.join(work, 'speakers'), os.path.join(work, 'vocoder')
+
+
+CEILINGS = r'''
+import json, sys, threading, time
+import numpy as np
+params = json.load(open(sys.argv[1]))
+layers, width = len(params['dilations']), params['filter_width']
+residual, dilation = params['residual_channels'], params['dilation_channels']
+skip, quantization = params['skip_channels'], params['quantization_channels']
+# Every weight matrix a generated sample multiplies: per layer filter + gate and dense;
+# the skip outputs of all layers; the two post-processing layers.
+shapes = [(width * residual, 2 * dilation), (dilation, residual)] * layers + \
+    [(layers * dilation, skip), (skip, skip), (skip, quantization)]
+rng = np.random.default_rng(0)
+weights = [rng.standard_normal(shape, dtype=np.float32) for shape in shapes]
+flops = sum(2 * k * n for k, n in shapes)
+
+def seconds_per_step(products, rows, threads, steps):
+    inputs = [rng.standard_normal((rows, w.shape[0]), dtype=np.float32) for w in products]
+    def run():
+        for _ in range(steps):
+            for x, w in zip(inputs, products):
+                x @ w
+    run()
+    began = time.perf_counter()
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return (time.perf_counter() - began) / steps
+
+big = weights[-3:]  # large enough that NumPy's call overhead is noise
+bandwidth = sum(w.nbytes for w in big) / seconds_per_step(big, 1, 1, 2000)
+gflops = sum(2 * 8 * w.size for w in big) * 2 / seconds_per_step(big, 8, 2, 500) / 1e9
+print(bandwidth / sum(w.nbytes for w in weights), gflops * 1e9 / flops,
+      bandwidth / 1e9, gflops, sum(w.nbytes for w in weights) / 1e6, flops / 1e6)
+'''
+
+
+def ceilings(env):
+    """What this machine's memory and arithmetic allow, from NumPy (OpenBLAS, one thread
+    per row group) doing only the network's largest matrix products: batch 1 must read
+    every weight once per sample (at the bandwidth of a [1, K] x [K, N] product), batch
+    16 must do every multiply-add (at the speed of [8, K] x [K, N] products on 2 cores)."""
+    env = dict(env, OPENBLAS_NUM_THREADS='1', OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    result = subprocess.run([sys.executable, '-c', CEILINGS,
+                             os.path.join(ROOT, 'wavenet_params.json')],
+                            env=env, capture_output=True, text=True, check=True)
+    return [float(value) for value in result.stdout.split()]
 
 
 def environment(device='cpu'):
@@ -110,6 +163,7 @@ def main():
             if found in ('', '0'):
                 raise SystemExit('--device gpu: TensorFlow sees no GPU here')
             print(f'{found} GPU(s); generation runs on the first')
+        limits = ceilings(env) if args.device == 'cpu' else None
         imports, _ = timed([sys.executable, '-c', 'import sys; sys.path.insert(0, sys.argv[1]); '
                             'import wavenet; wavenet.load_tensorflow(); '
                             'import wavenet.generation', ROOT], env)
@@ -139,6 +193,12 @@ def main():
     print(f'(peak RSS of the --samples {args.short} / {args.long} runs; targets on the 2-core '
           'CPU: batch 1 >= 8000/s, batch 16 >= 45000/s, warm start-up <= 5 s and <= 1.5 s '
           'beyond imports)')
+    if limits:
+        batch_1, batch_16, bandwidth, gflops, megabytes, megaflops = limits
+        print(f'this machine, NumPy doing only the matrix products: batch 1 reads '
+              f'{megabytes:.1f} MB of weights per sample at {bandwidth:.1f} GB/s on one core '
+              f'-> at most {batch_1:.0f} samples/s; batch 16 does {megaflops:.2f} MFLOP per '
+              f'sample at {gflops:.0f} GFLOP/s on 2 cores -> at most {batch_16:.0f} samples/s')
 
 
 if __name__ == '__main__':
