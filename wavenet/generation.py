@@ -191,8 +191,8 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
                 return None
             begin = max(first - lead, 0)
             rows = rows_of(begin, first + chunk - lead - begin)
-            rows = tf.concat([tf.repeat(rows_of(0, 1), begin - (first - lead), axis=1), rows],
-                             axis=1)
+            if first < lead:  # the silence before the start: the first row repeated
+                rows = tf.concat([tf.repeat(rows_of(0, 1), lead - first, axis=1), rows], axis=1)
             return tf.pad(rows, [[0, 0], [0, chunk - rows.shape[1]], [0, 0]])
 
         # Each row starts in the steady state of endless silence, which a receptive field
