@@ -101,6 +101,9 @@ def get_arguments():
     parser.add_argument('--wavenet_params', type=str, default=WAVENET_PARAMS,
                         help='JSON file with the network parameters. Default: '
                         + WAVENET_PARAMS + '.')
+    parser.add_argument('--shuffle_pieces', type=non_negative_int, default=0,
+                        help='Draw training pieces at random from a buffer of this many '
+                             "(0: each file's pieces in order, as the original).")
     parser.add_argument('--sample_size', type=non_negative_int, default=SAMPLE_SIZE,
                         help='Concatenate and cut audio samples to this many samples; 0 trains '
                         'on whole clips. Default: ' + str(SAMPLE_SIZE) + '.')
@@ -285,12 +288,12 @@ def main(argv=None):
                                          checkpoint_name='model.ckpt')
     keep_original_checkpoints(manager)
     batches = distribution.distribute_batches(
-        strategy, lambda batch_size, shards, shard: reader.dataset(batch_size, shards=shards,
-                                                                   shard=shard),
+        strategy, lambda batch_size, shards, shard: reader.dataset(
+            batch_size, shards=shards, shard=shard, shuffle_pieces=args.shuffle_pieces),
         args.batch_size)
     try:
         train(make_train_step(net, optimizer, args.l2_regularization_strength or None,
-                              strategy),
+                              strategy, params['input_noise']),
               batches, manager, writer, first_step=first_step,
               num_steps=args.num_steps, checkpoint_every=args.checkpoint_every,
               gc_enabled=args.gc_channels is not None, histograms=args.histograms,

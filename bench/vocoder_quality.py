@@ -1,18 +1,27 @@
-"""How close a vocoder's copy synthesis comes to the real clip, side by side in one run.
+"""How well a vocoder voices sentences it never heard, judged by the field's own measures.
 
-On a clip no network trained on (by default the demo's held-out clip), the log-mel spectral
-distance in dB (per frame, the RMS over mel bands of the difference in dB; then the mean
-over frames) between the clip and
+Copy synthesis of the demo's held-out set (``demo/heldout``: three sentences by each of the
+four demo voices, in no training file; ``demo/make_corpus.sh`` makes them) by
 
-(a) the vocoder's copy synthesis of the clip's features (generate.py --lc_wav),
-(b) Griffin-Lim from the same mel spectrogram (librosa.feature.inverse.mel_to_audio),
-(c) the unconditioned demo model's output (generate.py, same length, the clip's speaker).
+(a) each vocoder named (``generate.py CHECKPOINT --lc_wav ...``, all clips in one batch),
+(b) Griffin-Lim from the same mel spectrogram (librosa, 100 iterations, no training),
+(c) the recordings through the network's own quantization (mu-law, then decoded): the best
+    any vocoder of this output can do,
 
-Run the two README quick starts first (logdir/vocoder and logdir/demo), then
+scored against the recordings by STOI (pystoi), wide-band PESQ (pesq), mel-cepstral
+distortion, F0 RMSE and voicing error (pyworld), means over the set (``wavenet.quality``).
+A measure whose library is missing is left out, with one line saying so.
 
-    python bench/vocoder_quality.py [--vocoder logdir/vocoder] [--unconditioned logdir/demo]
+Run the README's vocoder quick start first, then
+
+    python bench/vocoder_quality.py [--vocoder logdir/vocoder [--vocoder other ...]]
+
+``--curve logdir/vocoder --curve logdir/vocoder_long --picture docs/vocoder_quality.png``
+also draws the ``quality/*`` scalars that those trainings logged (``--sample_every``)
+against training minutes, with Griffin-Lim on the same clips as a line.
 """
 import argparse
+import glob
 import os
 import subprocess
 import sys
@@ -21,82 +30,118 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile  # noqa: E402
 
+from wavenet import mu_law_decode, mu_law_encode, quality  # noqa: E402
 from wavenet.audio_reader import load_audio  # noqa: E402
 from wavenet.features import MelFeatures  # noqa: E402
 from wavenet.params import NETWORK_FILE, load_params  # noqa: E402
 
-DB_PER_NEPER = 20 / np.log(10)  # the features are natural logs of mel magnitudes
+
+def quantized(description, reference):
+    """The recording through ``description``'s mu-law codes and back."""
+    q = description['quantization_channels']
+    return mu_law_decode(mu_law_encode(reference, q), q).numpy()
 
 
-def log_mel_distance(features, reference, audio):
-    """Mean over frames of the RMS over bands of the log-mel difference, in dB."""
-    ours, theirs = features(reference), features(audio[:len(reference)])
-    frames = min(len(ours), len(theirs))
-    difference = DB_PER_NEPER * (ours[:frames] - theirs[:frames])
-    return float(np.mean(np.sqrt(np.mean(difference ** 2, axis=1))))
-
-
-def griffin_lim(features, reference):
-    """Griffin-Lim from the clip's mel magnitudes, aligned as the features are."""
-    magnitudes = np.exp(features(reference)).T
-    audio = librosa.feature.inverse.mel_to_audio(
-        magnitudes, sr=features.sample_rate, n_fft=features.n_fft,
-        hop_length=features.hop_length, power=1.0, fmin=features.fmin, fmax=features.fmax)
-    # librosa centres frame f on sample f * hop; ours is centred on f * hop + hop / 2.
-    return np.concatenate([np.zeros(features.hop_length // 2, np.float32), audio])
-
-
-def generate(*flags):
-    """Runs generate.py as a user would; its wav."""
+def copy_synthesis(checkpoint, clips, seed):
+    """Runs generate.py as a user would, every clip in one batch; one wav per clip."""
     with tempfile.TemporaryDirectory() as scratch:
-        out = os.path.join(scratch, 'out.wav')
-        result = subprocess.run([sys.executable, os.path.join(ROOT, 'generate.py'), *flags,
-                                 '--wav_out_path', out, '--logdir', scratch],
+        out = os.path.join(scratch, 'copy.wav')
+        flags = [checkpoint, '--seed', str(seed), '--wav_out_path', out, '--logdir', scratch]
+        for clip in clips:
+            flags += ['--lc_wav', clip]
+        result = subprocess.run([sys.executable, os.path.join(ROOT, 'generate.py'), *flags],
                                 capture_output=True, text=True)
         if result.returncode:
-            sys.exit(f'generate.py {" ".join(flags)} failed:\n{result.stderr}')
-        return soundfile.read(out, dtype='float32')[0]
+            sys.exit(f'generate.py {checkpoint} failed:\n{result.stderr}')
+        if len(clips) == 1:
+            return [soundfile.read(out, dtype='float32')[0]]
+        names = [os.path.splitext(os.path.basename(c))[0] for c in clips]
+        return [soundfile.read(os.path.join(scratch, f'copy_{name}.wav'), dtype='float32')[0]
+                for name in names]
+
+
+def description_of(checkpoint):
+    directory = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
+    path = os.path.join(directory, NETWORK_FILE)
+    if not os.path.exists(path):
+        sys.exit(f'{checkpoint}: no trained vocoder there; run the README vocoder quick start '
+                 'first')
+    description = load_params(path)
+    if description.get('lc_channels') is None:
+        sys.exit(f'{checkpoint}: not a vocoder (its network has no lc_channels)')
+    return description
+
+
+def row(name, means, width):
+    cells = ''.join(f'{means.get(m, float("nan")):>{width}.3f}' for m in quality.MEASURES)
+    return f'{name:44s}{cells}'
+
+
+def table(candidates):
+    """The means of every candidate, a row each."""
+    width = 15
+    header = ''.join(f'{m + (" (" + quality.UNITS[m] + ")" if quality.UNITS[m] else ""):>{width}}'
+                     for m in quality.MEASURES)
+    lines = [f'{"":44s}{header}']
+    for name, means in candidates.items():
+        lines.append(row(name, means, width))
+    return '\n'.join(lines)
+
+
+def beats(means, griffin):
+    return [m for m in quality.MEASURES if m in means and m in griffin
+            and quality.better(m, means[m], griffin[m])]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--vocoder', default='logdir/vocoder',
-                        help='the vocoder quick start\'s logdir (or a checkpoint prefix)')
-    parser.add_argument('--unconditioned', default='logdir/demo',
-                        help='the unconditioned quick start\'s logdir (or a checkpoint prefix)')
-    parser.add_argument('--clip', default=os.path.join(ROOT, 'demo/heldout/p225_006.wav'),
-                        help='the held-out clip')
-    parser.add_argument('--gc_id', default='225', help='the clip\'s speaker, for (c)')
-    parser.add_argument('--seed', default='1', help='generate.py --seed')
+    parser.add_argument('--vocoder', action='append',
+                        help="a vocoder's logdir or checkpoint prefix (repeatable; default "
+                             'logdir/vocoder)')
+    parser.add_argument('--clips', default=os.path.join(ROOT, 'demo', 'heldout'),
+                        help='folder of held-out recordings')
+    parser.add_argument('--seed', default=1, type=int, help='generate.py --seed')
+    parser.add_argument('--curve', action='append', default=[],
+                        help="a training's logdir whose quality/* scalars to draw")
+    parser.add_argument('--picture', default=None, help='where to draw the curves (PNG)')
     args = parser.parse_args()
-    for logdir in (args.vocoder, args.unconditioned):
-        directory = logdir if os.path.isdir(logdir) else os.path.dirname(logdir)
-        if not os.path.exists(os.path.join(directory, NETWORK_FILE)):
-            sys.exit(f'{logdir}: no trained network there; run the README quick starts first')
-    features = MelFeatures.from_params(load_params(
-        os.path.join(args.vocoder if os.path.isdir(args.vocoder)
-                     else os.path.dirname(args.vocoder), NETWORK_FILE)))
-    reference = load_audio(args.clip, features.sample_rate)
-    candidates = {
-        '(a) vocoder copy synthesis (generate.py --lc_wav)':
-            generate(args.vocoder, '--lc_wav', args.clip, '--seed', args.seed),
-        '(b) Griffin-Lim from the same mel spectrogram': griffin_lim(features, reference),
-        '(c) unconditioned demo model, same length':
-            generate(args.unconditioned, '--gc_id', args.gc_id, '--samples',
-                     str(len(reference)), '--seed', args.seed),
-    }
-    print(f'{args.clip}: {len(reference) / features.sample_rate:.2f} s; log-mel spectral '
-          f'distance to it ({features.channels} bands, hop {features.hop_length}), lower is '
-          'closer')
-    distances = {name: log_mel_distance(features, reference, audio)
-                 for name, audio in candidates.items()}
-    griffin = distances['(b) Griffin-Lim from the same mel spectrogram']
-    for name, distance in distances.items():
-        print(f'{name:52s} {distance:6.2f} dB   {distance / griffin:5.2f}x Griffin-Lim')
+    vocoders = args.vocoder or ['logdir/vocoder']
+    descriptions = [description_of(v) for v in vocoders]
+    clips = sorted(glob.glob(os.path.join(args.clips, '*.wav')))
+    if not clips:
+        sys.exit(f'{args.clips}: no .wav files (demo/make_corpus.sh makes the held-out set)')
+    for measure, reason in quality.missing().items():
+        print(f'{measure} left out: {reason}')
+    features = MelFeatures.from_params(descriptions[0])
+    references = [load_audio(c, features.sample_rate) for c in clips]
+    seconds = sum(len(r) for r in references) / features.sample_rate
+    print(f'{len(clips)} held-out clips of {args.clips} ({seconds:.1f} s), means over the set')
+
+    def judged(outputs):
+        scores = quality.Scores()
+        for reference, audio in zip(references, outputs):
+            scores.add(quality.judge(reference, audio, features.sample_rate))
+        return scores.mean()
+
+    candidates = {}
+    for vocoder in vocoders:
+        outputs = copy_synthesis(vocoder, clips, args.seed)
+        candidates[f'(a) vocoder {vocoder}'] = judged(outputs)
+    griffin = judged([quality.griffin_lim(features, r) for r in references])
+    candidates['(b) Griffin-Lim, same mel spectrogram'] = griffin
+    candidates['(c) recordings through mu-law codes'] = judged(
+        [quantized(descriptions[0], r) for r in references])
+    print(table(candidates))
+    for vocoder in vocoders:
+        won = beats(candidates[f'(a) vocoder {vocoder}'], griffin)
+        print(f'{vocoder} beats Griffin-Lim on {len(won)} of {len(quality.MEASURES)}'
+              + (f' ({", ".join(won)})' if won else ''))
+    if args.curve:
+        from quality_curves import draw
+        draw(args.curve, args.picture or os.path.join(ROOT, 'docs', 'vocoder_quality.png'))
 
 
 if __name__ == '__main__':

@@ -2,8 +2,7 @@
 # Synthesises the demo corpus: four espeak-ng voices reading the same five sentences,
 # saved VCTK-style as corpus/p<speaker>/p<speaker>_<utterance>.wav, 16 kHz mono 16-bit.
 # The speaker numbers are VCTK's first four (225-228), so --gc_cardinality becomes 229.
-# Also a held-out clip, heldout/p225_006.wav: a sixth sentence by the first voice, in no
-# training folder, for judging the vocoder's copy synthesis on speech it never heard.
+# Also a held-out set, heldout/p<speaker>_006..008.wav (below).
 # Needs espeak-ng and sox. Run from anywhere; rewrites demo/corpus and demo/heldout.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -29,9 +28,31 @@ for i in "${!voices[@]}"; do
             | sox -t wav - -r 16000 -c 1 -b 16 "$out" gain -n -1
     done
 done
+# The held-out set: three more sentences by each voice (Harvard sentences, the first one
+# the rainbow passage's), in no training folder, for judging a vocoder on speech it never
+# heard (bench/vocoder_quality.py, and train.py --validation_dir=demo/heldout).
+heldout=(
+    "When the sunlight strikes raindrops in the air, they act as a prism and form a rainbow."
+    "The birch canoe slid on the smooth planks."
+    "Glue the sheet to the dark blue background."
+    "It is easy to tell the depth of a well."
+    "These days a chicken leg is a rare dish."
+    "Rice is often served in round bowls."
+    "The juice of lemons makes fine punch."
+    "The box was thrown beside the parked truck."
+    "The hogs were fed chopped corn and garbage."
+    "Four hours of steady work faced us."
+    "A large size in stockings is hard to sell."
+    "The boy was there when the sun rose."
+)
 rm -rf heldout
 mkdir -p heldout
-espeak-ng -v "${voices[0]}" -s 150 --stdout \
-    "When the sunlight strikes raindrops in the air, they act as a prism and form a rainbow." \
-    | sox -t wav - -r 16000 -c 1 -b 16 heldout/p225_006.wav gain -n -1
+for i in "${!voices[@]}"; do
+    speaker=${speakers[$i]}
+    for j in 0 1 2; do
+        out=$(printf 'heldout/p%s_%03d.wav' "$speaker" $((j + 6)))
+        espeak-ng -v "${voices[$i]}" -s 150 --stdout "${heldout[$((3 * i + j))]}" \
+            | sox -t wav - -r 16000 -c 1 -b 16 "$out" gain -n -1
+    done
+done
 du -sh corpus heldout

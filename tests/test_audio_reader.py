@@ -138,6 +138,28 @@ def test_pieces_in_the_pipeline(tmp_path):
         np.testing.assert_array_equal(piece, want)
 
 
+def test_shuffled_pieces_leave_their_files_order_and_each_comes_once(tmp_path):
+    """--shuffle_pieces: every piece of a pass still comes once, but not in file order."""
+    for speaker in (1, 2):
+        write_wav(tmp_path / f'p{speaker}_001.wav',
+                  speaker + np.arange(200, dtype=np.float32) / 1000)
+    reader = AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=False, receptive_field=2,
+                         sample_size=10)
+    pieces = len(cut_pieces(np.zeros(200), 2, 10)) * 2
+
+    def first_samples(shuffle):
+        return [float(a[0, -1, 0]) for a, _ in
+                [(a.numpy(), g) for a, g in reader.dataset(1, seed=3, shuffle_pieces=shuffle)
+                 .take(pieces)]]
+
+    in_order, shuffled = first_samples(0), first_samples(64)
+    assert sorted(in_order) == sorted(shuffled)
+    assert len(set(in_order)) == pieces
+    # In order: a file's pieces follow each other, ascending; shuffled, they do not.
+    assert in_order == sorted(in_order[:pieces // 2]) + sorted(in_order[pieces // 2:])
+    assert shuffled != in_order
+
+
 def test_resamples_48k_to_the_model_rate(tmp_path):
     seconds, frequency = 1.0, 440.0
     t = np.arange(int(48000 * seconds)) / 48000

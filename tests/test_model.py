@@ -89,10 +89,14 @@ def np_network(net, network_input, gc_ids=None, lc_rows=None):
     return logits
 
 
-def np_loss(net, audio, gc_ids=None, frames=None):
+def np_loss(net, audio, gc_ids=None, frames=None, heard=None):
+    """The mean cross-entropy of predicting ``audio``'s codes from ``heard`` (what the
+    network reads: ``audio`` itself unless given)."""
     q = net.quantization_channels
     codes = mu_law_encode(audio, q).numpy()
-    network_input = audio[..., None] if net.scalar_input else np.eye(q)[codes]
+    heard = audio if heard is None else heard
+    network_input = heard[..., None] if net.scalar_input else \
+        np.eye(q)[mu_law_encode(heard, q).numpy()]
     # Input t predicts sample t + 1, and is conditioned as that sample is.
     lc_rows = None if frames is None else np_upsample(net, frames)[:, 1:audio.shape[1]]
     logits = np_network(net, network_input[:, :-1].astype(np.float64), gc_ids, lc_rows)
@@ -124,6 +128,19 @@ def test_loss_equals_numpy_network(variant):
     # [B, T, 1] input and [B, 1] ids are accepted as in the original.
     ids_2d = None if gc_ids is None else np.array(gc_ids)[:, None]
     assert net.loss(audio[..., None], ids_2d).numpy() == pytest.approx(loss, rel=1e-6)
+
+
+@pytest.mark.parametrize('scalar_input', [False, True], ids=['one_hot', 'scalar'])
+def test_input_noise_reaches_what_the_network_reads_not_what_it_predicts(scalar_input):
+    net = make_net(**dict(TINY, filter_width=2, use_biases=True, scalar_input=scalar_input,
+                          initial_filter_width=4))
+    audio = (0.8 * np.random.uniform(-1, 1, (2, net.receptive_field + 40))).astype(np.float32)
+    tf.random.set_seed(5)
+    loss = net.loss(audio, input_noise=0.2).numpy()
+    tf.random.set_seed(5)  # the same draw, made here
+    noise = tf.random.normal(audio[..., None].shape, stddev=0.2).numpy()[..., 0]
+    assert loss == pytest.approx(np_loss(net, audio, heard=audio + noise), rel=1e-5)
+    assert abs(loss - net.loss(audio).numpy()) > 1e-3
 
 
 LC = dict(local_condition_channels=3, lc_upsample_scales=[2, 3])

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from wavenet.params import (
-    LC_DEFAULTS,
+    OPTIONAL_DEFAULTS,
     build_model,
     load_network_description,
     load_params,
@@ -23,7 +23,7 @@ ORIGINAL_DEFAULTS = {
 def test_default_params_are_the_originals():
     params = load_params(os.path.join(ROOT, 'wavenet_params.json'))
     # No local conditioning fields in the file: a plain WaveNet, with the lc defaults.
-    assert params == dict(ORIGINAL_DEFAULTS, **LC_DEFAULTS)
+    assert params == dict(ORIGINAL_DEFAULTS, **OPTIONAL_DEFAULTS)
     assert params['lc_channels'] is None and params['lc_n_fft'] == 1024
     assert build_model(params).receptive_field == 5117
 
@@ -36,6 +36,8 @@ def test_default_params_are_the_originals():
     (dict(quantization_channels=1), '"quantization_channels" must be at least 2'),
     (dict(dilations=[]), '"dilations" must be a non-empty list'),
     (dict(dilations=[1, 0]), '"dilations" must be a non-empty list'),
+    (dict(input_noise=-0.1), '"input_noise" must be a number in [0, 1)'),
+    (dict(input_noise='a little'), '"input_noise" must be a number in [0, 1)'),
 ])
 def test_bad_params_name_the_file_and_field(tmp_path, change, message):
     params = dict(ORIGINAL_DEFAULTS, **change)
@@ -61,7 +63,7 @@ def test_network_description_round_trip(tmp_path):
     path = save_network_description(str(tmp_path), ORIGINAL_DEFAULTS, 32, 377)
     assert os.listdir(tmp_path) == ['wavenet_params.json'] and path.endswith('.json')
     description = load_network_description(str(tmp_path))
-    assert description == dict(ORIGINAL_DEFAULTS, **LC_DEFAULTS, gc_channels=32,
+    assert description == dict(ORIGINAL_DEFAULTS, **OPTIONAL_DEFAULTS, gc_channels=32,
                                gc_cardinality=377)
     net = build_model(description, description['gc_channels'], description['gc_cardinality'])
     assert net.gc_embedding.shape == (377, 32)
@@ -75,7 +77,7 @@ def test_vocoder_params_and_their_description(tmp_path):
     path = tmp_path / 'vocoder.json'
     path.write_text(json.dumps(VOCODER))
     params = load_params(str(path))
-    assert params == dict(VOCODER, lc_n_fft=1024, lc_fmin=0, lc_fmax=None)
+    assert params == dict(VOCODER, lc_n_fft=1024, lc_fmin=0, lc_fmax=None, input_noise=0.0)
     save_network_description(str(tmp_path), params)
     assert load_network_description(str(tmp_path)) == dict(params, gc_channels=None,
                                                            gc_cardinality=None)

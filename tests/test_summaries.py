@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.plugin_event_accumulator import EventA
 from test_train import PARAMS, ROOT, TRAIN, write_corpus
 from test_vocoder_cli import VOCODER
 
+from wavenet import quality
 from wavenet.audio_reader import held_out
 from wavenet.summaries import spectrogram_picture
 
@@ -159,3 +160,12 @@ def test_a_vocoder_voices_a_held_out_clip_beside_its_reference(tmp_path):
     reference = events.audio('samples/reference')[0]
     held, _ = soundfile.read(str(corpus / 'held' / 'p1_002.wav'))
     np.testing.assert_allclose(reference, held[:800], atol=1e-3)
+    # Every sample is judged against the held-out recording by the field's measures, and
+    # Griffin-Lim from the same features once, for a baseline.
+    for measure in ('mcd', 'f0_rmse', 'voicing_error'):
+        assert events.steps(f'quality/{measure}') == [0, 1]
+        assert events.steps(f'griffin_lim/{measure}') == [0]
+    judged = quality.judge(held[:800], events.audio('samples')[-1], 8000)
+    for measure in ('mcd', 'voicing_error'):
+        logged = float(events.values(f'quality/{measure}')[-1])
+        assert logged == pytest.approx(judged[measure], rel=0.05, abs=0.02)

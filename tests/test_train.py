@@ -16,7 +16,7 @@ import tensorflow as tf
 from wavenet import optimizer_factory
 from wavenet.audio_reader import cut_pieces, load_audio
 from wavenet.checkpoints import create_checkpoint
-from wavenet.params import LC_DEFAULTS, build_model
+from wavenet.params import OPTIONAL_DEFAULTS, build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, 'train.py')
@@ -123,7 +123,8 @@ def test_training_writes_checkpoints_description_and_events(trained):
     assert saved_state(str(logdir / 'model.ckpt-5')) == (5, 6)
 
     description = json.loads((logdir / 'wavenet_params.json').read_text())
-    assert description == dict(PARAMS, **LC_DEFAULTS, gc_channels=GC_CHANNELS, gc_cardinality=3)
+    assert description == dict(PARAMS, **OPTIONAL_DEFAULTS, gc_channels=GC_CHANNELS,
+                               gc_cardinality=3)
 
     scalars, histograms = events(logdir)
     assert set(scalars) == {'loss'}

@@ -1,6 +1,12 @@
 """A vocoder learns what its features say: trained on tones whose pitch glides, it voices
 a pitch track it never heard, frame by frame."""
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
+import soundfile
 import tensorflow as tf
 
 from wavenet import WaveNetModel, mu_law_decode, optimizer_factory
@@ -9,6 +15,8 @@ from wavenet.features import MelFeatures
 from wavenet.generation import conditioning_rows, generate, start_waveform, uniform_streams
 from wavenet.training import make_train_step
 
+GENERATE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        'generate.py')
 RATE = 4000
 FEATURES = MelFeatures(RATE, channels=20, hop_length=32, n_fft=128)
 
@@ -67,3 +75,74 @@ def copy_synthesis(net, audio):
     rows = conditioning_rows(net, frames, start.shape[1], len(audio), FEATURES.silence)
     codes = np.concatenate(list(generate(net, start, noise[:, 1:], local_condition=rows)), 1)
     return pitch_track(mu_law_decode(codes[0], net.quantization_channels).numpy())
+
+
+# -- a tone switched on and off, with digital silence between --------------------------
+
+ON_OFF_RATE = 8000
+ON_OFF = dict(filter_width=2, sample_rate=ON_OFF_RATE, dilations=[1, 2, 4, 8, 16, 32, 64],
+              residual_channels=16, dilation_channels=16, quantization_channels=256,
+              skip_channels=32, use_biases=True, scalar_input=False, initial_filter_width=32,
+              lc_channels=20, lc_hop_length=64, lc_upsample_scales=[4, 16], lc_n_fft=256)
+
+
+def bursts(rng, seconds):
+    """A 300-500 Hz tone at 0.5 peak switched on and off for 0.1-0.3 s at a time, exact
+    zeros between (as the silences of synthetic speech are)."""
+    pieces, on = [], bool(rng.integers(2))
+    while sum(map(len, pieces)) < seconds * ON_OFF_RATE:
+        t = np.arange(int(rng.uniform(0.1, 0.3) * ON_OFF_RATE)) / ON_OFF_RATE
+        # Speech-like onsets: the tone swells in over 40 ms and fades out likewise.
+        swell = np.minimum(1, np.minimum(t, t[-1] - t) / 0.04)
+        tone = 0.5 * swell * np.sin(2 * np.pi * rng.uniform(300, 500) * t + rng.uniform(0, 6.3))
+        pieces.append(tone if on else np.zeros_like(t))
+        on = not on
+    return np.concatenate(pieces).astype(np.float32)
+
+
+def frame_states(features, audio):
+    """Per feature frame: +1 where the features say loud (the frame and both neighbours
+    within 8 nepers of the loudest band of a tone), -1 where they say silence (the frame
+    and both neighbours exactly the features of silence), 0 in between."""
+    frames = features(audio)
+
+    def with_neighbours(flags):
+        return flags & np.roll(flags, 1) & np.roll(flags, -1)
+
+    silent = with_neighbours(np.all(frames == features.silence(1), axis=1))
+    loud = with_neighbours(frames.max(axis=1) > -3)
+    return np.where(silent, -1, np.where(loud, 1, 0))
+
+
+def test_a_vocoder_voices_tone_bursts_and_the_silences_between(tmp_path, train_main):
+    """Trained on tone bursts with digital silence between, a vocoder generating freely
+    through generate.py is loud in the frames its features call loud and silent in the
+    frames they call silent: it neither stays in silence nor hisses through it."""
+    from wavenet.features import MelFeatures
+    rng = np.random.default_rng(0)
+    corpus = tmp_path / 'corpus'
+    corpus.mkdir()
+    for i in range(6):
+        soundfile.write(str(corpus / f'bursts{i}.wav'), bursts(rng, 3), ON_OFF_RATE)
+    (tmp_path / 'params.json').write_text(json.dumps(ON_OFF))
+    train_main(['--data_dir', str(corpus), '--wavenet_params', str(tmp_path / 'params.json'),
+                '--logdir', str(tmp_path / 'logdir'), '--num_steps', '400',
+                '--sample_size', '2000', '--batch_size', '2', '--learning_rate', '3e-3',
+                '--silence_threshold', '0', '--checkpoint_every', '400'])
+    unseen = bursts(rng, 4)
+    soundfile.write(str(tmp_path / 'unseen.wav'), unseen, ON_OFF_RATE)
+    result = subprocess.run([sys.executable, GENERATE, str(tmp_path / 'logdir'),
+                             '--lc_wav', str(tmp_path / 'unseen.wav'), '--seed', '1',
+                             '--wav_out_path', str(tmp_path / 'out.wav'),
+                             '--logdir', str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    generated, _ = soundfile.read(str(tmp_path / 'out.wav'), dtype='float32')
+    features = MelFeatures.from_params(dict(ON_OFF, lc_fmin=0, lc_fmax=None))
+    states = frame_states(features, unseen)
+    hop = features.hop_length
+    rms = np.sqrt(np.mean(generated[:len(states) * hop].reshape(-1, hop) ** 2, axis=1))
+    assert (states == 1).sum() > 100 and (states == -1).sum() > 100
+    # The tone's RMS is 0.35: loud frames reach a third of it, silent ones stay below -40 dBFS.
+    assert np.mean(rms[states == 1] > 0.12) > 0.9
+    assert np.mean(rms[states == -1] < 0.01) > 0.9

@@ -269,11 +269,14 @@ class AudioReader:
         return _stack([p for p, _ in pieces]) + _stack([f for _, f in pieces],
                                                        self.features.channels)
 
-    def dataset(self, batch_size, seed=None, shards=1, shard=0):
+    def dataset(self, batch_size, seed=None, shards=1, shard=0, shuffle_pieces=0):
         """An endless ``tf.data.Dataset`` of ``(audio [B, T, 1], gc_ids [B])`` batches,
         shorter pieces zero-padded to the longest in their batch. It ends only if no file
         in the corpus is usable. ``shard`` of ``shards``: only every ``shards``-th file,
-        from the ``shard``-th on (one worker's part of a multi-worker training)."""
+        from the ``shard``-th on (one worker's part of a multi-worker training).
+        ``shuffle_pieces``: draw pieces at random from a buffer of this many, instead of
+        each file's pieces in order (as the original), so that neighbouring steps see
+        other files and speakers (0 or 1: in order)."""
         ids = [s if self.gc_enabled else 0 for s in self.speaker_ids]
         files = tf.data.Dataset.from_tensor_slices((self.files, tf.constant(ids, tf.int32)))
         files = files.shard(shards, shard)
@@ -300,6 +303,7 @@ class AudioReader:
         pieces = (files.map(load, num_parallel_calls=tf.data.AUTOTUNE)
                   .unbatch()
                   .map(unpad)
+                  .shuffle(max(shuffle_pieces, 1), seed=seed)
                   # After the decoding: a pass that yields nothing ends the repetition
                   # instead of spinning forever on a corpus of unusable files.
                   .repeat())

@@ -409,11 +409,13 @@ class WaveNetModel(keras.Model):
     # -- training ---------------------------------------------------------------------
 
     def loss(self, input_batch, global_condition_batch=None, l2_regularization_strength=None,
-             local_condition_batch=None):
+             local_condition_batch=None, input_noise=0.0):
         """Mean softmax cross-entropy of predicting each sample from its receptive field.
 
         ``local_condition_batch``: frames ``[B, F, lc_channels]`` covering the audio
         (``F * hop >= T``), frame ``f`` describing samples ``[f * hop, (f + 1) * hop)``.
+        ``input_noise``: the standard deviation of Gaussian noise added to the audio the
+        network reads, not to the samples it predicts (training only).
         """
         self._check_gc(global_condition_batch)
         self._check_lc(local_condition_batch)
@@ -421,10 +423,14 @@ class WaveNetModel(keras.Model):
         if input_batch.shape.rank == 2:
             input_batch = input_batch[..., tf.newaxis]
         codes = mu_law_encode(input_batch[..., 0], self.quantization_channels)
+        heard = input_batch
+        if input_noise:
+            heard += tf.random.normal(tf.shape(input_batch), stddev=input_noise)
         if self.scalar_input:
-            network_input = input_batch
+            network_input = heard
         else:
-            network_input = tf.one_hot(codes, self.quantization_channels, dtype=tf.float32)
+            network_input = tf.one_hot(mu_law_encode(heard[..., 0], self.quantization_channels),
+                                       self.quantization_channels, dtype=tf.float32)
         gc_embedding = self.embed_global_condition(global_condition_batch)
         lc_projection = None
         if local_condition_batch is not None:

@@ -20,8 +20,14 @@ LC_DEFAULTS = {
     'lc_channels': None, 'lc_hop_length': None, 'lc_upsample_scales': None,
     'lc_n_fft': 1024, 'lc_fmin': 0, 'lc_fmax': None,
 }
+# How the network is trained, kept with it: optional, and absent means as the original
+# trained. ``input_noise``: the standard deviation of Gaussian noise added to the waveform
+# the network reads (never to the samples it predicts) in training, so that it learns to
+# rely on its conditioning rather than on a flawless past (see the README's vocoder).
+TRAINING_DEFAULTS = {'input_noise': 0.0}
+OPTIONAL_DEFAULTS = dict(LC_DEFAULTS, **TRAINING_DEFAULTS)
 # Every field a params file describes (the description adds gc_channels, gc_cardinality).
-PARAM_FIELDS = tuple(PARAM_TYPES) + tuple(LC_DEFAULTS)
+PARAM_FIELDS = tuple(PARAM_TYPES) + tuple(OPTIONAL_DEFAULTS)
 
 
 def load_params(path):
@@ -50,10 +56,13 @@ def load_params(path):
     if not dilations or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
                                 for d in dilations):
         raise ValueError(f'{path}: "dilations" must be a non-empty list of positive integers')
-    for key, default in LC_DEFAULTS.items():
+    for key, default in OPTIONAL_DEFAULTS.items():
         if params.get(key) is None:
             params[key] = default
     _check_local_conditioning(path, params)
+    noise = params['input_noise']
+    if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0 <= noise < 1:
+        raise ValueError(f'{path}: "input_noise" must be a number in [0, 1), got {noise!r}')
     return params
 
 

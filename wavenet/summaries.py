@@ -3,7 +3,7 @@ spectrogram picture, and the samples a training generates while it runs."""
 import numpy as np
 import tensorflow as tf
 
-from . import generation
+from . import generation, quality
 from .audio_reader import MIN_SILENCE_THRESHOLD, load_audio, trim_silence
 from .cli import native_stderr_silenced
 from .features import MelFeatures
@@ -64,60 +64,94 @@ def write_audio(tag, audio, sample_rate, step):
 class Sampler:
     """Generates ``seconds`` of audio per speaker (``speakers``: ids, or ``None`` for one
     stream) with the in-graph loop and writes them, with pictures, as
-    ``samples/speaker_<id>`` (or ``samples``). For a vocoder, ``frames`` of a held-out
-    clip are voiced instead (by the first speaker, if any), beside ``reference``, its audio.
+    ``samples/speaker_<id>`` (or ``samples``). A vocoder instead voices the features of
+    held-out ``clips`` (recordings, by the first speaker if any), all in one batch: the
+    first as ``samples`` beside ``samples/reference`` (its recording), and the field's
+    measures of all of them against their recordings as ``quality/<measure>`` scalars
+    (``wavenet.quality``), with Griffin-Lim's from the same features once, as
+    ``griffin_lim/<measure>``, for a baseline.
     """
 
-    def __init__(self, net, sample_rate, seconds, speakers=None, frames=None, reference=None,
-                 silence=None):
+    def __init__(self, net, sample_rate, seconds, speakers=None, clips=None, features=None):
         self.net = net
         self.sample_rate = sample_rate
         self.speakers = speakers
-        self.frames = frames
-        self.reference = reference
-        self.silence = silence
         self.samples = int(seconds * sample_rate)
-        if frames is not None:
+        self.features = features
+        self.references = None
+        if clips:
             self.speakers = speakers[:1] if speakers else None
-            self.samples = min(self.samples, len(frames) * net.lc_hop_length)
-        self.reference_written = False
+            self.references = [clip[:self.samples] for clip in clips]
+            self.samples = max(len(r) for r in self.references)
+        self.baseline_written = False
 
     @classmethod
     def for_corpus(cls, net, params, reader, seconds, silence_threshold):
         """What a training samples: the first four speakers that train (``reader``'s,
-        one stream without speakers), or for a vocoder the features of a held-out clip
-        (the corpus's first file without a validation set), trimmed as the corpus is."""
+        one stream without speakers), or for a vocoder up to ``HELD_OUT_CLIPS`` held-out
+        clips (``quality.held_out_clips``; the corpus's first file without a validation
+        set), trimmed as the corpus is."""
         speakers = sorted(set(reader.speaker_ids))[:4] if reader.gc_enabled else None
-        if params['lc_channels'] is None:
-            return cls(net, params['sample_rate'], seconds, speakers)
         features = MelFeatures.from_params(params)
-        audio = load_audio(next(iter(reader.validation_files), reader.files[0]),
-                           params['sample_rate'])
-        trimmed = (trim_silence(audio, silence_threshold)
-                   if silence_threshold > MIN_SILENCE_THRESHOLD else audio)
-        audio = (trimmed if trimmed.size else audio)[:int(seconds * params['sample_rate'])]
-        return cls(net, params['sample_rate'], seconds, speakers, frames=features(audio),
-                   reference=audio, silence=features.silence)
+        if features is None:
+            return cls(net, params['sample_rate'], seconds, speakers)
+        clips = []
+        for filename in quality.held_out_clips(reader.validation_files) or reader.files[:1]:
+            audio = load_audio(filename, params['sample_rate'])
+            trimmed = (trim_silence(audio, silence_threshold)
+                       if silence_threshold > MIN_SILENCE_THRESHOLD else audio)
+            clips.append(trimmed if trimmed.size else audio)
+        return cls(net, params['sample_rate'], seconds, speakers, clips, features)
+
+    def _frames(self):
+        """A vocoder's conditioning: every clip's frames, padded with silence."""
+        frames = [self.features(r) for r in self.references]
+        longest = max(len(f) for f in frames)
+        return np.stack([np.concatenate([f, self.features.silence(longest - len(f))])
+                         for f in frames])
 
     def __call__(self, step, writer):
-        keys = self.speakers or [0]
-        noise = generation.uniform_streams(step, keys, self.samples + 1)
+        keys, streams, frames = self.speakers or [0], None, None
+        if self.references is not None:
+            # One row per clip, each with a random stream of its own.
+            frames = self._frames()
+            keys = keys[:1] * len(frames)
+            streams = [generation.stream_key(key, i) for i, key in enumerate(keys)]
+        noise = generation.uniform_streams(step, streams or keys, self.samples + 1)
         start = generation.start_waveform(self.net, noise[:, 0])
-        rows = None
-        if self.frames is not None:
-            rows = generation.conditioning_rows(
-                self.net, np.tile(self.frames[np.newaxis], [len(keys), 1, 1]), start.shape[1],
-                self.samples, self.silence)
+        rows = None if frames is None else generation.conditioning_rows(
+            self.net, frames, start.shape[1], self.samples, self.features.silence)
+        speakers = None if self.speakers is None else keys
         chunks = [c.numpy() for c in generation.generate(
-            self.net, start, noise[:, 1:], self.speakers, local_condition=rows)]
+            self.net, start, noise[:, 1:], speakers, local_condition=rows)]
         audio = mu_law_decode(np.concatenate(chunks, axis=1),
                               self.net.quantization_channels).numpy()
         with writer.as_default(step=step):
-            for key, row in zip(keys, audio):
-                write_audio(f'samples/speaker_{key}' if self.speakers else 'samples', row,
-                            self.sample_rate, step)
-            if self.reference is not None and not self.reference_written:
-                write_audio('samples/reference', self.reference[:self.samples],
-                            self.sample_rate, step)
-                self.reference_written = True
+            if self.references is None:
+                for key, row in zip(keys, audio):
+                    write_audio(f'samples/speaker_{key}' if self.speakers else 'samples', row,
+                                self.sample_rate, step)
+            else:
+                self._write_copies(audio, step)
         writer.flush()
+
+    def _write_copies(self, audio, step):
+        first = self.references[0]
+        write_audio('samples', audio[0][:len(first)], self.sample_rate, step)
+        for name, value in _judged(self.references, audio, self.sample_rate).items():
+            tf.summary.scalar(f'quality/{name}', value)
+        if not self.baseline_written:
+            write_audio('samples/reference', first, self.sample_rate, step)
+            griffin_lim = [quality.griffin_lim(self.features, r) for r in self.references]
+            for name, value in _judged(self.references, griffin_lim,
+                                       self.sample_rate).items():
+                tf.summary.scalar(f'griffin_lim/{name}', value)
+            self.baseline_written = True
+
+
+def _judged(references, outputs, sample_rate):
+    """The mean measures of ``outputs`` against ``references``."""
+    scores = quality.Scores()
+    for reference, audio in zip(references, outputs):
+        scores.add(quality.judge(reference, audio[:len(reference)], sample_rate))
+    return scores.mean()

@@ -14,7 +14,8 @@ from . import distribution
 PROFILE_EVERY = 50
 
 
-def make_train_step(net, optimizer, l2_regularization_strength=None, strategy=None):
+def make_train_step(net, optimizer, l2_regularization_strength=None, strategy=None,
+                    input_noise=0.0):
     """A ``tf.function`` ``(audio [B, T, 1], gc_ids [B] or None, frames [B, F, C] or None)
     -> losses`` that updates ``net`` in place (``frames``: a vocoder's features).
     ``losses`` has ``loss`` and, with L2, ``l2_loss`` and ``total_loss``; ``total_loss``
@@ -22,7 +23,7 @@ def make_train_step(net, optimizer, l2_regularization_strength=None, strategy=No
 
     Under a ``strategy`` (whose scope built ``net`` and ``optimizer``) the inputs are
     distributed values, each replica's slice of the global batch, and the losses those of
-    the global batch."""
+    the global batch. ``input_noise``: see ``WaveNetModel.loss``."""
     strategy = strategy or tf.distribute.get_strategy()
 
     def replica_step(audio, gc_ids, frames):
@@ -31,7 +32,8 @@ def make_train_step(net, optimizer, l2_regularization_strength=None, strategy=No
         # on every replica, so it is divided likewise and counted once.
         replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         with tf.GradientTape() as tape:
-            loss = net.loss(audio, gc_ids, local_condition_batch=frames)
+            loss = net.loss(audio, gc_ids, local_condition_batch=frames,
+                            input_noise=input_noise)
             losses = {'loss': loss}
             if l2_regularization_strength:
                 losses['l2_loss'] = net.l2_loss()
