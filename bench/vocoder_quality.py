@@ -30,7 +30,6 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import numpy as np  # noqa: E402
 import soundfile  # noqa: E402
 
 from wavenet import mu_law_decode, mu_law_encode, quality  # noqa: E402
