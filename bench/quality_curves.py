@@ -4,7 +4,6 @@
     python bench/quality_curves.py logdir/vocoder [logdir/vocoder_long ...] --picture out.png
 """
 import argparse
-import glob
 import os
 import sys
 
@@ -21,20 +20,17 @@ TITLES = {'stoi': 'STOI (higher is better)', 'pesq': 'wide-band PESQ (higher is 
 
 
 def scalars(logdir):
-    """``{tag: [(wall_time, step, value)]}`` of the scalars in ``logdir``'s own event files."""
+    """``{tag: [(wall_time, step, value)]}`` of the scalars in ``logdir``'s own event
+    files, as TensorBoard reads them (every one kept)."""
     import tensorflow as tf
-    found = {}
-    for events in sorted(glob.glob(os.path.join(logdir, 'events.out.tfevents.*'))):
-        for event in tf.compat.v1.train.summary_iterator(events):
-            for value in event.summary.value:
-                if value.HasField('tensor'):
-                    number = float(tf.make_ndarray(value.tensor))
-                elif value.HasField('simple_value'):
-                    number = value.simple_value
-                else:
-                    continue
-                found.setdefault(value.tag, []).append((event.wall_time, event.step, number))
-    return found
+    from tensorboard.backend.event_processing.plugin_event_accumulator import (
+        EventAccumulator,
+    )
+    accumulator = EventAccumulator(logdir, size_guidance={'tensors': 0})
+    accumulator.Reload()
+    return {tag: [(e.wall_time, e.step, float(tf.make_ndarray(e.tensor_proto)))
+                  for e in accumulator.Tensors(tag)]
+            for tag in accumulator.PluginTagToContent('scalars')}
 
 
 def curves(logdir):

@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 python3 -m ruff check .
-python3 -m pytest -q tests "$@"
+# Every test is bounded, so that a regression that trains or waits for ever fails instead
+# of stalling the run.
+python3 -m pytest -q --timeout=600 tests "$@"

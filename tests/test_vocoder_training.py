@@ -83,7 +83,8 @@ ON_OFF_RATE = 8000
 ON_OFF = dict(filter_width=2, sample_rate=ON_OFF_RATE, dilations=[1, 2, 4, 8, 16, 32, 64],
               residual_channels=16, dilation_channels=16, quantization_channels=256,
               skip_channels=32, use_biases=True, scalar_input=False, initial_filter_width=32,
-              lc_channels=20, lc_hop_length=64, lc_upsample_scales=[4, 16], lc_n_fft=256)
+              lc_channels=20, lc_hop_length=64, lc_upsample_scales=[4, 16], lc_n_fft=256,
+              input_noise=0.015)
 
 
 def bursts(rng, seconds):

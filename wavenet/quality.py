@@ -57,11 +57,13 @@ def griffin_lim(features, recording):
     """The baseline a user could pick instead of a vocoder: Griffin-Lim (librosa) from
     ``recording``'s mel magnitudes (``features``, a ``MelFeatures``), aligned as they are."""
     import librosa
-    magnitudes = np.exp(features(recording)).T
-    audio = librosa.feature.inverse.mel_to_audio(
-        magnitudes, sr=features.sample_rate, n_fft=features.n_fft,
-        hop_length=features.hop_length, power=1.0, fmin=features.fmin, fmax=features.fmax,
-        n_iter=GRIFFIN_LIM_ITERATIONS)
+    spectrogram = librosa.feature.inverse.mel_to_stft(
+        np.exp(features(recording)).T, sr=features.sample_rate, n_fft=features.n_fft,
+        power=1.0, fmin=features.fmin, fmax=features.fmax)
+    # Seeded: its first phases are random, and a baseline should not change between runs.
+    audio = librosa.griffinlim(spectrogram, n_iter=GRIFFIN_LIM_ITERATIONS,
+                               hop_length=features.hop_length, n_fft=features.n_fft,
+                               random_state=0)
     # librosa centres frame f on sample f * hop; ours is centred on f * hop + hop / 2.
     return np.concatenate([np.zeros(features.hop_length // 2, np.float32), audio])
 
