@@ -34,18 +34,19 @@ def scalars(logdir):
 
 
 def curves(logdir):
-    """``(minutes since the training began, {measure: values}, {measure: Griffin-Lim})``."""
+    """``({measure: (minutes since the training began, values)}, {measure: Griffin-Lim})``;
+    a sample whose measure was undefined (no voiced frame in common, say) has no point."""
     found = scalars(logdir)
     if not any(tag.startswith('quality/') for tag in found):
         sys.exit(f'{logdir}: no quality/* scalars (train a vocoder with --sample_every and a '
                  'validation set)')
     began = min(wall for series in found.values() for wall, _, _ in series)
-    measures = [m for m in quality.MEASURES if f'quality/{m}' in found]
-    minutes = np.array([wall - began for wall, _, _ in found[f'quality/{measures[0]}']]) / 60
-    values = {m: np.array([v for _, _, v in found[f'quality/{m}']]) for m in measures}
-    baseline = {m: found[f'griffin_lim/{m}'][0][2] for m in measures
+    series = {m: (np.array([wall - began for wall, _, _ in found[f'quality/{m}']]) / 60,
+                  np.array([v for _, _, v in found[f'quality/{m}']]))
+              for m in quality.MEASURES if f'quality/{m}' in found}
+    baseline = {m: found[f'griffin_lim/{m}'][0][2] for m in series
                 if f'griffin_lim/{m}' in found}
-    return minutes, values, baseline
+    return series, baseline
 
 
 def draw(logdirs, picture):
@@ -55,12 +56,12 @@ def draw(logdirs, picture):
     FigureCanvasAgg(figure)
     axes = figure.subplots(2, 3).ravel()
     for index, logdir in enumerate(logdirs):
-        minutes, values, baseline = curves(logdir)
+        series, baseline = curves(logdir)
         colour = f'C{index}'
         for axis, measure in zip(axes, quality.MEASURES):
-            if measure not in values:
+            if measure not in series:
                 continue
-            axis.plot(minutes, values[measure], 'o-', color=colour, label=logdir)
+            axis.plot(*series[measure], 'o-', color=colour, label=logdir)
             if measure in baseline:
                 axis.axhline(baseline[measure], color=colour, linestyle='--',
                              label=f'Griffin-Lim ({os.path.basename(logdir)} clips)')
