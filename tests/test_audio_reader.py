@@ -191,6 +191,8 @@ def test_bad_files_skipped_with_one_warning_each(tmp_path, capsys):
     (tmp_path / 'p3_001.wav').write_text('this is not a wav file\n' * 10)
     empty = str(tmp_path / 'p4_001.wav')
     (tmp_path / 'p4_001.wav').write_bytes(b'')
+    nan = write_wav(tmp_path / 'p5_001.wav', np.where(np.arange(3000) == 7, np.nan, 0.5))
+    infinite = write_wav(tmp_path / 'p5_002.wav', np.where(np.arange(3000) == 9, np.inf, 0.5))
     reader = AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=True, receptive_field=4,
                          sample_size=None, silence_threshold=0.3)
     capsys.readouterr()
@@ -198,11 +200,27 @@ def test_bad_files_skipped_with_one_warning_each(tmp_path, capsys):
     got = batches(reader, 5)  # five passes over the corpus: only the good file is used
 
     assert all(list(gc_ids) == [1] for _, gc_ids in got)
+    assert all(np.isfinite(audio).all() for audio, _ in got)
     warnings = capsys.readouterr().err.splitlines()
-    assert len(warnings) == 5
+    assert len(warnings) == 7
     assert SILENCE_WARNING.format(silent) in warnings
-    for bad in [empty_wav, truncated, not_audio, empty]:
+    for bad in [empty_wav, truncated, not_audio, empty, nan, infinite]:
         assert sum(line.startswith(f'Warning: {bad} was ignored') for line in warnings) == 1
+    assert f'Warning: {nan} was ignored as it could not be read as audio (it holds NaN or ' \
+           'infinite samples).' in warnings
+
+
+def test_a_vocoder_corpus_skips_a_wav_of_nan_samples(tmp_path, capsys):
+    write_wav(tmp_path / 'p1_001.wav', 0.5 * np.sin(np.arange(3000) / 5))
+    nan = write_wav(tmp_path / 'p1_002.wav', np.full(3000, np.nan))
+    reader = AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=False, receptive_field=4,
+                         sample_size=1000, features=mel())
+    capsys.readouterr()
+    got = [(a.numpy(), f.numpy()) for a, _, f in reader.dataset(1, seed=1).take(8)]
+    assert all(np.isfinite(audio).all() and np.isfinite(frames).all() for audio, frames in got)
+    warnings = capsys.readouterr().err.splitlines()
+    assert warnings == [f'Warning: {nan} was ignored as it could not be read as audio (it '
+                        'holds NaN or infinite samples).']
 
 
 def test_corpus_of_unusable_files_ends_the_dataset(tmp_path, capsys):

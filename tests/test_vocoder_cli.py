@@ -71,6 +71,7 @@ def files(tmp_path_factory):
     np.save(root / 'nan.npy', np.full((10, MELS), np.nan, np.float32))
     (root / 'not.npy').write_text('not numpy')
     (root / 'not.wav').write_text('not audio')
+    soundfile.write(str(root / 'nan.wav'), np.full(500, np.nan), RATE, subtype='FLOAT')
     return dict(root=root, vocoder=root / 'vocoder', plain=root / 'plain',
                 wav=root / 'speech.wav', frames=root / 'frames.npy', frame_count=len(frames))
 
@@ -127,6 +128,8 @@ def test_samples_fewer_than_the_frames_describe(files, tmp_path):
     (['--lc_features', 'not.npy'], '--lc_features {root}/not.npy: cannot read it as a NumPy'),
     (['--lc_features', 'missing.npy'], '--lc_features {root}/missing.npy: cannot read it'),
     (['--lc_wav', 'not.wav'], '--lc_wav {root}/not.wav: cannot read it as audio'),
+    (['--lc_wav', 'nan.wav'], '--lc_wav {root}/nan.wav: cannot read it as audio (it holds NaN '
+                              'or infinite samples)'),
     (['--lc_wav', 'speech.wav', '--lc_features', 'frames.npy'],
      '--lc_wav and --lc_features cannot be used together'),
     (['--lc_wav', 'speech.wav', '--wav_seed', 'speech.wav'],

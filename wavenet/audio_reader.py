@@ -49,6 +49,10 @@ def load_audio(filename, sample_rate):
     # soundfile rather than librosa.load: a file it cannot read raises at once instead of
     # falling back to audioread with a warning of its own.
     audio, file_rate = soundfile.read(filename, dtype='float32', always_2d=True)
+    # Float wavs can carry NaN or infinite samples, which would poison every loss and
+    # feature they reach: such a file is as unreadable as a truncated one.
+    if not np.isfinite(audio).all():
+        raise ValueError('it holds NaN or infinite samples')
     audio = audio.mean(axis=1)
     if file_rate != sample_rate:
         audio = librosa.resample(audio, orig_sr=file_rate, target_sr=sample_rate,
