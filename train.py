@@ -24,6 +24,7 @@ from wavenet.checkpoints import (  # noqa: E402
     check_network_description,
     create_checkpoint,
     keep_original_checkpoints,
+    latest_checkpoint,
     restore_training,
 )
 from wavenet.cli import (  # noqa: E402
@@ -183,7 +184,7 @@ def validate_directories(args):
     restore_from = args.restore_from
     if restore_from is None:
         restore_from = logdir
-    elif tf.train.latest_checkpoint(restore_from) is None:
+    elif latest_checkpoint(restore_from) is None:
         raise ValueError(f'--restore_from {restore_from}: no checkpoint found there')
     return logdir, restore_from
 

@@ -421,6 +421,52 @@ def test_checkpoint_that_does_not_fit_is_a_one_line_error(trained, corpus, tmp_p
     assert checkpoint_numbers(logdir) == [2, 4, 5]
 
 
+def folder_bytes(directory):
+    """Every file below ``directory`` and its bytes."""
+    return {os.path.join(root, name): open(os.path.join(root, name), 'rb').read()
+            for root, _, names in os.walk(directory) for name in names}
+
+
+def test_a_damaged_checkpoint_is_named_and_never_written_over(trained, corpus, tmp_path):
+    """A newest checkpoint whose data file was cut short (a full disk, an interrupted copy):
+    generate.py and train.py name it in one line and write nothing; once its files are
+    moved away, training resumes from the newest intact one."""
+    logdir = copy_of(trained[0], tmp_path)
+    damaged = f'{logdir}/model.ckpt-5'
+    for name in os.listdir(logdir):
+        if name.startswith('model.ckpt-5.data-'):
+            with open(logdir / name, 'r+b') as f:
+                f.truncate(os.path.getsize(logdir / name) // 2)
+    before = folder_bytes(logdir)
+
+    result = subprocess.run([sys.executable, os.path.join(ROOT, 'generate.py'), str(logdir),
+                             '--gc_id', '1', '--samples', '10', '--logdir', str(tmp_path / 'g')],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith(
+        f'generate.py: error: checkpoint {damaged} is damaged: its data cannot be read whole')
+    assert 'Traceback' not in result.stderr
+
+    result = run_train(corpus, tmp_path, f'--logdir={logdir}', '--num_steps=8',
+                       f'--gc_channels={GC_CHANNELS}')
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    line = result.stderr.splitlines()[-1]
+    assert line.startswith(f'train.py: error: checkpoint {damaged} is damaged: its data '
+                           'cannot be read whole')
+    assert line.endswith(f'; move its files model.ckpt-5.* out of {logdir} to resume from the '
+                         f'newest intact one, {logdir}/model.ckpt-4')
+    assert folder_bytes(logdir) == before
+
+    (tmp_path / 'aside').mkdir()
+    for name in os.listdir(logdir):
+        if name.startswith('model.ckpt-5.'):
+            os.replace(logdir / name, tmp_path / 'aside' / name)
+    result = run_train(corpus, tmp_path, f'--logdir={logdir}', '--num_steps=7',
+                       f'--gc_channels={GC_CHANNELS}')
+    assert result.returncode == 0, result.stderr
+    assert [step for step, _ in printed_steps(result.stdout)] == [5, 6]
+
+
 def test_error_from_the_command_line_is_exactly_one_line(corpus, tmp_path):
     result = run_train(corpus, tmp_path, '--logdir=a', '--logdir_root=b')
     assert result.returncode == 2

@@ -41,16 +41,58 @@ def create_checkpoint(net, optimizer):
                                optimizer=optimizer)
 
 
+def latest_checkpoint(directory):
+    """The newest checkpoint in ``directory`` whose files are there, or ``None``: the one
+    its ``checkpoint`` file names or, once that one's files were moved away (a damaged
+    checkpoint, say), the newest of the older ones it lists."""
+    state = tf.train.get_checkpoint_state(directory)
+    if state is None:
+        return None
+    for prefix in [state.model_checkpoint_path, *reversed(state.all_model_checkpoint_paths)]:
+        if prefix and os.path.exists(prefix + '.index'):
+            return prefix
+    return None
+
+
 def find_checkpoint(path):
     """The checkpoint prefix for ``path`` (a prefix, or a directory: its newest checkpoint),
     checked to be readable."""
-    prefix = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
+    prefix = latest_checkpoint(path) if os.path.isdir(path) else path
     if prefix is None:
         raise ValueError(f'no checkpoint in directory {path}')
     if not os.path.exists(prefix + '.index'):
         raise ValueError(f'no checkpoint {prefix} (expected {prefix}.index)')
     checkpoint_shapes(prefix)
+    check_intact(prefix)
     return prefix
+
+
+def check_intact(prefix):
+    """Reads every value of checkpoint ``prefix``: a ``ValueError`` naming it when its data
+    cannot be read whole (a data file cut short by a full disk or an interrupted copy)."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, ValueError, IndexError, OSError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f'checkpoint {prefix} is damaged: its data cannot be read whole '
+                         f'({reason})') from None
+
+
+def newest_intact(directory, below):
+    """The newest checkpoint in ``directory`` older than ``below`` whose data reads whole,
+    or ``None``."""
+    state = tf.train.get_checkpoint_state(directory)
+    for prefix in reversed(state.all_model_checkpoint_paths if state else []):
+        if prefix == below or not os.path.exists(prefix + '.index'):
+            continue
+        try:
+            check_intact(prefix)
+            return prefix
+        except ValueError:
+            continue
+    return None
 
 
 def step_in_name(prefix):
@@ -102,7 +144,7 @@ def check_network_description(directory, params, gc_channels, gc_cardinality,
     """Refuses (``ValueError`` naming the field) a network unlike the one whose newest
     checkpoint is in ``directory``: unlike the description saved beside it, or without
     one (an original checkpoint) unlike its weights' shapes. No checkpoint passes."""
-    prefix = tf.train.latest_checkpoint(directory)
+    prefix = latest_checkpoint(directory)
     if prefix is None:
         return  # nothing to restore, so nothing to contradict
     current = dict(params, gc_channels=gc_channels, gc_cardinality=gc_cardinality)
@@ -209,11 +251,22 @@ def restore_training(checkpoint, directory):
     optimizer state (the original's, or a converted one) starts the optimizer fresh.
     Raises ``ValueError`` when the checkpoint does not fit the network."""
     print(f'Trying to restore saved checkpoints from {directory} ...', end='')
-    prefix = tf.train.latest_checkpoint(directory)
+    prefix = latest_checkpoint(directory)
     if prefix is None:
         print(' No checkpoint found.')
         return None
     print(f'  Checkpoint found: {prefix}')
+    try:
+        check_intact(prefix)
+    except ValueError as e:
+        print()
+        # Never resumed from an older one here: its steps would be saved again under the
+        # damaged checkpoint's name, overwriting it.
+        intact = newest_intact(directory, prefix)
+        advice = (f'move its files {os.path.basename(prefix)}.* out of {directory} to resume '
+                  f'from the newest intact one, {intact}' if intact else
+                  f'no older checkpoint in {directory} is intact')
+        raise ValueError(f'{e}; {advice}') from None
     print('  Restoring...', end='', flush=True)
     original = is_tf1_checkpoint(prefix)
     with_optimizer = not original and _holds_optimizer(prefix)

@@ -72,8 +72,7 @@ def main(argv=None):
                      'both for a speaker-conditioned network)')
     try:
         check_output_directory(args.logdir, '--logdir')
-        import tensorflow as tf
-        if os.path.isdir(args.logdir) and tf.train.latest_checkpoint(args.logdir):
+        if os.path.isdir(args.logdir) and checkpoints.latest_checkpoint(args.logdir):
             raise ValueError(f'--logdir {args.logdir}: already holds checkpoints; choose an '
                              'empty folder')
         params = load_params(args.wavenet_params)
