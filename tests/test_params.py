@@ -36,6 +36,9 @@ def test_default_params_are_the_originals():
     (dict(quantization_channels=1), '"quantization_channels" must be at least 2'),
     (dict(dilations=[]), '"dilations" must be a non-empty list'),
     (dict(dilations=[1, 0]), '"dilations" must be a non-empty list'),
+    (dict(dilations=[1, 2 ** 40]), f'"dilations" give a receptive field of {2 ** 40 + 3} '
+                                   'samples (1.91e+04 hours at 16000 Hz), whose network input '
+                                   'alone needs 1.05e+06 GiB, more than this machine'),
     (dict(input_noise=-0.1), '"input_noise" must be a number in [0, 1)'),
     (dict(input_noise='a little'), '"input_noise" must be a number in [0, 1)'),
 ])

@@ -235,6 +235,20 @@ def test_bad_flags_are_one_line_errors(train_main, corpus, tmp_path, capsys, fla
     assert os.listdir(tmp_path) == ['params.json']  # nothing written
 
 
+def test_an_impossible_network_is_refused_before_the_corpus_is_read(train_main, corpus,
+                                                                   tmp_path, capsys):
+    (tmp_path / 'params.json').write_text(json.dumps(dict(PARAMS, dilations=[1, 2 ** 40])))
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(train_flags(corpus, f'--wavenet_params={tmp_path / "params.json"}',
+                               f'--logdir={tmp_path / "logdir"}'))
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f'train.py: error: {tmp_path / "params.json"}: "dilations" '
+                                   'give a receptive field of')
+    assert captured.err.count('\n') == 1 and 'Corpus' not in captured.out
+    assert os.listdir(tmp_path) == ['params.json']
+
+
 def test_corpus_errors_are_one_line(train_main, tmp_path, capsys):
     write_corpus(tmp_path / 'corpus')
     (tmp_path / 'corpus' / 'unlabelled.wav').write_bytes(

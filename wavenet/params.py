@@ -56,6 +56,7 @@ def load_params(path):
     if not dilations or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
                                 for d in dilations):
         raise ValueError(f'{path}: "dilations" must be a non-empty list of positive integers')
+    _check_size(path, params)
     for key, default in OPTIONAL_DEFAULTS.items():
         if params.get(key) is None:
             params[key] = default
@@ -64,6 +65,31 @@ def load_params(path):
     if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0 <= noise < 1:
         raise ValueError(f'{path}: "input_noise" must be a number in [0, 1), got {noise!r}')
     return params
+
+
+def _memory():
+    """This machine's memory in bytes (``None`` where the system does not say)."""
+    try:
+        return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _check_size(path, params):
+    """Refuses a network that no machine here could hold, before any work: every training
+    piece carries a receptive field of network input (a one-hot row per sample unless
+    scalar), and generation keeps a receptive field of every layer's inputs."""
+    field = receptive_field(params)
+    width = 1 if params['scalar_input'] else params['quantization_channels']
+    needed = 4 * field * max(width, params['residual_channels'])
+    memory = _memory()
+    if memory is not None and needed > memory:
+        seconds = field / params['sample_rate']
+        raise ValueError(
+            f'{path}: "dilations" give a receptive field of {field} samples '
+            f'({seconds / 3600:.3g} hours at {params["sample_rate"]} Hz), whose network input '
+            f'alone needs {needed / 2 ** 30:.3g} GiB, more than this machine\'s '
+            f'{memory / 2 ** 30:.3g} GiB')
 
 
 def _is_positive_int(value):
