@@ -160,6 +160,32 @@ def test_shuffled_pieces_leave_their_files_order_and_each_comes_once(tmp_path):
     assert shuffled != in_order
 
 
+def test_a_file_whose_features_fail_is_skipped_not_raised(tmp_path, capsys):
+    """Whatever fails inside the pipeline on one file skips that file with one warning:
+    an exception escaping a tf.data Python function ends training in a traceback."""
+    write_wav(tmp_path / 'p1_001.wav', 0.5 * np.sin(np.arange(3000) / 5))
+    odd = write_wav(tmp_path / 'p1_002.wav', 0.25 * np.sin(np.arange(3000) / 5))
+    features = mel()
+
+    class Failing:
+        hop_length, channels = features.hop_length, features.channels
+        frame_count, silence = features.frame_count, features.silence
+
+        def __call__(self, audio):
+            if abs(float(np.max(audio)) - 0.25) < 0.01:
+                raise RuntimeError('a feature extractor failed')
+            return features(audio)
+
+    reader = AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=False, receptive_field=4,
+                         sample_size=1000, features=Failing())
+    capsys.readouterr()
+    got = [a.numpy() for a, _, _ in reader.dataset(1, seed=1).take(8)]
+    assert all(abs(float(np.max(audio)) - 0.5) < 0.01 for audio in got)
+    assert capsys.readouterr().err.splitlines() == [
+        f'Warning: {odd} was ignored as it could not be cut into pieces (RuntimeError: a '
+        'feature extractor failed).']
+
+
 def test_resamples_48k_to_the_model_rate(tmp_path):
     seconds, frequency = 1.0, 440.0
     t = np.arange(int(48000 * seconds)) / 48000

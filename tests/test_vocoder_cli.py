@@ -192,3 +192,24 @@ def test_train_py_trains_a_vocoder_that_generate_py_voices(tmp_path, speakers):
     assert result.returncode == 2
     assert '"lc_channels": None in --wavenet_params does not match the network saved in' \
         in result.stderr
+
+
+@pytest.mark.parametrize('vocoder', [True, False], ids=['vocoder', 'plain'])
+def test_training_over_a_wav_of_nan_samples_skips_it_and_ends(tmp_path, vocoder):
+    """A float wav holding NaN samples in the corpus: one warning naming it, the training
+    runs on the others and the process ends (bounded by the timeout of ``run``)."""
+    corpus = tmp_path / 'corpus'
+    corpus.mkdir()
+    t = np.arange(4000) / RATE
+    soundfile.write(str(corpus / 'p1_001.wav'), 0.5 * np.sin(2 * np.pi * 300 * t), RATE)
+    soundfile.write(str(corpus / 'p1_002.wav'), np.where(t < 0.1, np.nan, 0.5), RATE,
+                    subtype='FLOAT')
+    (tmp_path / 'params.json').write_text(json.dumps(VOCODER if vocoder else PLAIN))
+    result = run(TRAIN, f'--data_dir={corpus}', f'--wavenet_params={tmp_path / "params.json"}',
+                 f'--logdir={tmp_path / "logdir"}', '--sample_size=400', '--num_steps=4',
+                 '--silence_threshold=0')
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith('Warning')]
+    assert warnings == [f'Warning: {corpus / "p1_002.wav"} was ignored as it could not be '
+                        'read as audio (it holds NaN or infinite samples).']
+    assert 'loss = nan' not in result.stdout and 'step 3 - loss' in result.stdout

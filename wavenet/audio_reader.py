@@ -239,10 +239,17 @@ class AudioReader:
                     filename, f'{filename} was ignored as it contains only silence. Consider '
                               'decreasing trim_silence threshold, or adjust volume of the audio.')
             audio = trimmed
-        if self.features is not None:
-            return cut_conditioned_pieces(audio, self.features(audio), self.features,
-                                          self.receptive_field, self.sample_size)
-        return cut_pieces(audio, self.receptive_field, self.sample_size)
+        try:
+            if self.features is not None:
+                return cut_conditioned_pieces(audio, self.features(audio), self.features,
+                                              self.receptive_field, self.sample_size)
+            return cut_pieces(audio, self.receptive_field, self.sample_size)
+        except Exception as e:
+            # This runs inside the tf.data pipeline: an exception escaping it ends the
+            # training in a traceback, and can leave the process waiting for ever on a
+            # prefetch thread as it exits. A file that cannot be cut is skipped instead.
+            return self._skip(filename, f'{filename} was ignored as it could not be cut '
+                                        f'into pieces ({type(e).__name__}: {e}).')
 
     def validation_pieces(self, files, count):
         """At most ``count`` pieces of ``files`` (in their sorted order, so always the
