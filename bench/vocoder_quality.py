@@ -16,9 +16,8 @@ Run the README's vocoder quick start first, then
 
     python bench/vocoder_quality.py [--vocoder logdir/vocoder [--vocoder other ...]]
 
-``--curve logdir/vocoder --curve logdir/vocoder_long --picture docs/vocoder_quality.png``
-also draws the ``quality/*`` scalars that those trainings logged (``--sample_every``)
-against training minutes, with Griffin-Lim on the same clips as a line.
+``bench/quality_curves.py`` draws the same measures against training minutes, from the
+``quality/*`` scalars a training logs with ``--sample_every``.
 """
 import argparse
 import glob
@@ -103,9 +102,6 @@ def main():
     parser.add_argument('--clips', default=os.path.join(ROOT, 'demo', 'heldout'),
                         help='folder of held-out recordings')
     parser.add_argument('--seed', default=1, type=int, help='generate.py --seed')
-    parser.add_argument('--curve', action='append', default=[],
-                        help="a training's logdir whose quality/* scalars to draw")
-    parser.add_argument('--picture', default=None, help='where to draw the curves (PNG)')
     args = parser.parse_args()
     vocoders = args.vocoder or ['logdir/vocoder']
     descriptions = [description_of(v) for v in vocoders]
@@ -120,10 +116,7 @@ def main():
     print(f'{len(clips)} held-out clips of {args.clips} ({seconds:.1f} s), means over the set')
 
     def judged(outputs):
-        scores = quality.Scores()
-        for reference, audio in zip(references, outputs):
-            scores.add(quality.judge(reference, audio, features.sample_rate))
-        return scores.mean()
+        return quality.judge_all(references, outputs, features.sample_rate)
 
     candidates = {}
     for vocoder in vocoders:
@@ -138,9 +131,6 @@ def main():
         won = beats(candidates[f'(a) vocoder {vocoder}'], griffin)
         print(f'{vocoder} beats Griffin-Lim on {len(won)} of {len(quality.MEASURES)}'
               + (f' ({", ".join(won)})' if won else ''))
-    if args.curve:
-        from quality_curves import draw
-        draw(args.curve, args.picture or os.path.join(ROOT, 'docs', 'vocoder_quality.png'))
 
 
 if __name__ == '__main__':

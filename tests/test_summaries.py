@@ -161,8 +161,9 @@ def test_a_vocoder_voices_a_held_out_clip_beside_its_reference(tmp_path):
     held, _ = soundfile.read(str(corpus / 'held' / 'p1_002.wav'))
     np.testing.assert_allclose(reference, held[:800], atol=1e-3)
     # Every sample is judged against the held-out recording by the field's measures, and
-    # Griffin-Lim from the same features once, for a baseline.
-    for measure in ('mcd', 'f0_rmse', 'voicing_error'):
+    # Griffin-Lim from the same features once, for a baseline (a measure undefined on such
+    # a short clip, as F0 RMSE without a voiced frame in common, is not logged).
+    for measure in ('mcd', 'voicing_error'):
         assert events.steps(f'quality/{measure}') == [0, 1]
         assert events.steps(f'griffin_lim/{measure}') == [0]
     judged = quality.judge(held[:800], events.audio('samples')[-1], 8000)

@@ -177,6 +177,14 @@ class Scores:
         return means
 
 
+def judge_all(references, outputs, sample_rate):
+    """The mean of each measure over clips: ``outputs[i]`` against ``references[i]``."""
+    scores = Scores()
+    for reference, audio in zip(references, outputs):
+        scores.add(judge(reference, audio, sample_rate))
+    return scores.mean()
+
+
 def better(measure, ours, theirs):
     """Whether ``ours`` is better than ``theirs`` on ``measure``."""
     return ours > theirs if HIGHER_IS_BETTER[measure] else ours < theirs

@@ -138,20 +138,13 @@ class Sampler:
     def _write_copies(self, audio, step):
         first = self.references[0]
         write_audio('samples', audio[0][:len(first)], self.sample_rate, step)
-        for name, value in _judged(self.references, audio, self.sample_rate).items():
+        for name, value in quality.judge_all(self.references, audio, self.sample_rate).items():
             tf.summary.scalar(f'quality/{name}', value)
         if not self.baseline_written:
             write_audio('samples/reference', first, self.sample_rate, step)
             griffin_lim = [quality.griffin_lim(self.features, r) for r in self.references]
-            for name, value in _judged(self.references, griffin_lim,
-                                       self.sample_rate).items():
+            for name, value in quality.judge_all(self.references, griffin_lim,
+                                                 self.sample_rate).items():
                 tf.summary.scalar(f'griffin_lim/{name}', value)
             self.baseline_written = True
 
-
-def _judged(references, outputs, sample_rate):
-    """The mean measures of ``outputs`` against ``references``."""
-    scores = quality.Scores()
-    for reference, audio in zip(references, outputs):
-        scores.add(quality.judge(reference, audio[:len(reference)], sample_rate))
-    return scores.mean()
