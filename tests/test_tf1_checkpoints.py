@@ -17,7 +17,7 @@ import tensorflow as tf
 from test_train import printed_steps, write_corpus
 
 from wavenet import checkpoints, convert_tf1, optimizer_factory
-from wavenet.params import build_model
+from wavenet.params import OPTIONAL_DEFAULTS, build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEP = 80
@@ -138,7 +138,7 @@ def test_original_checkpoint_loads_into_the_same_network(variant, tmp_path):
     np.testing.assert_allclose(probabilities(converted, gc_channels), expected, atol=1e-6)
     description = json.loads((out / 'wavenet_params.json').read_text())
     assert description == dict(params, gc_channels=gc_channels, gc_cardinality=gc_cardinality,
-                               **{k: v for k, v in description.items() if k.startswith('lc_')})
+                               **OPTIONAL_DEFAULTS)
 
 
 def convert(prefix, params, tmp_path, gc_channels=None, gc_cardinality=None, out=None,
