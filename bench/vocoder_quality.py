@@ -34,7 +34,7 @@ import soundfile  # noqa: E402
 from wavenet import mu_law_decode, mu_law_encode, quality  # noqa: E402
 from wavenet.audio_reader import load_audio  # noqa: E402
 from wavenet.features import MelFeatures  # noqa: E402
-from wavenet.params import NETWORK_FILE, load_params  # noqa: E402
+from wavenet.params import load_network_description  # noqa: E402
 
 
 def quantized(description, reference):
@@ -63,11 +63,10 @@ def copy_synthesis(checkpoint, clips, seed):
 
 def description_of(checkpoint):
     directory = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
-    path = os.path.join(directory, NETWORK_FILE)
-    if not os.path.exists(path):
+    description = load_network_description(directory)
+    if description is None:
         sys.exit(f'{checkpoint}: no trained vocoder there; run the README vocoder quick start '
                  'first')
-    description = load_params(path)
     if description.get('lc_channels') is None:
         sys.exit(f'{checkpoint}: not a vocoder (its network has no lc_channels)')
     return description
@@ -80,7 +79,7 @@ def row(name, means, width):
 
 def table(candidates):
     """The means of every candidate, a row each."""
-    width = 15
+    width = 17
     header = ''.join(f'{m + (" (" + quality.UNITS[m] + ")" if quality.UNITS[m] else ""):>{width}}'
                      for m in quality.MEASURES)
     lines = [f'{"":44s}{header}']

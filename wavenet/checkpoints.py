@@ -41,17 +41,21 @@ def create_checkpoint(net, optimizer):
                                optimizer=optimizer)
 
 
+def _present_checkpoints(directory):
+    """The checkpoints that ``directory``'s ``checkpoint`` file names and whose files are
+    there, newest first."""
+    state = tf.train.get_checkpoint_state(directory)
+    if state is None:
+        return []
+    named = [state.model_checkpoint_path, *reversed(state.all_model_checkpoint_paths)]
+    return [p for p in dict.fromkeys(named) if p and os.path.exists(p + '.index')]
+
+
 def latest_checkpoint(directory):
     """The newest checkpoint in ``directory`` whose files are there, or ``None``: the one
     its ``checkpoint`` file names or, once that one's files were moved away (a damaged
     checkpoint, say), the newest of the older ones it lists."""
-    state = tf.train.get_checkpoint_state(directory)
-    if state is None:
-        return None
-    for prefix in [state.model_checkpoint_path, *reversed(state.all_model_checkpoint_paths)]:
-        if prefix and os.path.exists(prefix + '.index'):
-            return prefix
-    return None
+    return next(iter(_present_checkpoints(directory)), None)
 
 
 def find_checkpoint(path):
@@ -83,9 +87,8 @@ def check_intact(prefix):
 def newest_intact(directory, below):
     """The newest checkpoint in ``directory`` older than ``below`` whose data reads whole,
     or ``None``."""
-    state = tf.train.get_checkpoint_state(directory)
-    for prefix in reversed(state.all_model_checkpoint_paths if state else []):
-        if prefix == below or not os.path.exists(prefix + '.index'):
+    for prefix in _present_checkpoints(directory):
+        if prefix == below:
             continue
         try:
             check_intact(prefix)

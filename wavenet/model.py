@@ -423,14 +423,14 @@ class WaveNetModel(keras.Model):
         if input_batch.shape.rank == 2:
             input_batch = input_batch[..., tf.newaxis]
         codes = mu_law_encode(input_batch[..., 0], self.quantization_channels)
-        heard = input_batch
+        heard, heard_codes = input_batch, codes
         if input_noise:
-            heard += tf.random.normal(tf.shape(input_batch), stddev=input_noise)
+            heard = input_batch + tf.random.normal(tf.shape(input_batch), stddev=input_noise)
+            heard_codes = mu_law_encode(heard[..., 0], self.quantization_channels)
         if self.scalar_input:
             network_input = heard
         else:
-            network_input = tf.one_hot(mu_law_encode(heard[..., 0], self.quantization_channels),
-                                       self.quantization_channels, dtype=tf.float32)
+            network_input = tf.one_hot(heard_codes, self.quantization_channels, dtype=tf.float32)
         gc_embedding = self.embed_global_condition(global_condition_batch)
         lc_projection = None
         if local_condition_batch is not None:

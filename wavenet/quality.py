@@ -34,8 +34,6 @@ CEPSTRAL_COEFFICIENTS = 25
 # A frame of the recording is active when its energy is within this many dB of the loudest.
 ACTIVE_DB = 40.0
 DB_PER_NEPER_POWER = 10 / np.log(10)
-
-
 # How many held-out clips a training's samples voice and judge.
 HELD_OUT_CLIPS = 4
 GRIFFIN_LIM_ITERATIONS = 100

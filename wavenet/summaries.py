@@ -78,11 +78,16 @@ class Sampler:
         self.speakers = speakers
         self.samples = int(seconds * sample_rate)
         self.features = features
-        self.references = None
+        self.references = self.frames = None
         if clips:
             self.speakers = speakers[:1] if speakers else None
             self.references = [clip[:self.samples] for clip in clips]
             self.samples = max(len(r) for r in self.references)
+            # Every clip's frames, padded with silence to the longest.
+            frames = [features(r) for r in self.references]
+            longest = max(len(f) for f in frames)
+            self.frames = np.stack([np.concatenate([f, features.silence(longest - len(f))])
+                                    for f in frames])
         self.baseline_written = False
 
     @classmethod
@@ -103,24 +108,16 @@ class Sampler:
             clips.append(trimmed if trimmed.size else audio)
         return cls(net, params['sample_rate'], seconds, speakers, clips, features)
 
-    def _frames(self):
-        """A vocoder's conditioning: every clip's frames, padded with silence."""
-        frames = [self.features(r) for r in self.references]
-        longest = max(len(f) for f in frames)
-        return np.stack([np.concatenate([f, self.features.silence(longest - len(f))])
-                         for f in frames])
-
     def __call__(self, step, writer):
-        keys, streams, frames = self.speakers or [0], None, None
-        if self.references is not None:
+        keys, streams = self.speakers or [0], None
+        if self.frames is not None:
             # One row per clip, each with a random stream of its own.
-            frames = self._frames()
-            keys = keys[:1] * len(frames)
+            keys = keys[:1] * len(self.frames)
             streams = [generation.stream_key(key, i) for i, key in enumerate(keys)]
         noise = generation.uniform_streams(step, streams or keys, self.samples + 1)
         start = generation.start_waveform(self.net, noise[:, 0])
-        rows = None if frames is None else generation.conditioning_rows(
-            self.net, frames, start.shape[1], self.samples, self.features.silence)
+        rows = None if self.frames is None else generation.conditioning_rows(
+            self.net, self.frames, start.shape[1], self.samples, self.features.silence)
         speakers = None if self.speakers is None else keys
         chunks = [c.numpy() for c in generation.generate(
             self.net, start, noise[:, 1:], speakers, local_condition=rows)]
