@@ -24,6 +24,7 @@ from wavenet.cli import (  # noqa: E402
     check_output_file,
     native_stderr_silenced,
     positive,
+    run,
     str_to_bool,
 )
 
@@ -348,4 +349,4 @@ def generate_audio(args, net, description, clip, utterances, rows, names, paths)
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

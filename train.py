@@ -34,6 +34,7 @@ from wavenet.cli import (  # noqa: E402
     native_stderr_silenced,
     non_negative_int,
     positive,
+    run,
     str_to_bool,
 )
 from wavenet.features import MelFeatures  # noqa: E402
@@ -314,4 +315,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

@@ -517,6 +517,42 @@ def test_stop_signal_saves_a_checkpoint(corpus, tmp_path, signals):
         (last_step, last_step + 1)
 
 
+# train.py with one file of the corpus failing inside the input pipeline, as a bug in
+# decoding would, while the other files keep its workers inside Python.
+FAILING_PIPELINE = """
+import runpy, sys, time
+from wavenet.audio_reader import AudioReader
+padded_pieces = AudioReader._padded_pieces
+def failing(self, filename):
+    if filename.endswith(b'p1_001.wav'):
+        raise RuntimeError('injected failure in ' + filename.decode())
+    time.sleep(0.05)
+    return padded_pieces(self, filename)
+AudioReader._padded_pieces = failing
+sys.argv = [{train!r}] + {flags!r}
+runpy.run_path({train!r}, run_name='__main__')
+"""
+
+
+def test_an_error_inside_the_input_pipeline_ends_the_process(corpus, tmp_path):
+    """The error is printed and the process exits, every time: it used to wait for ever,
+    in about one run of three, on a pipeline worker that the interpreter's shutdown had
+    stopped."""
+    script = tmp_path / 'failing_pipeline.py'
+    script.write_text(FAILING_PIPELINE.format(
+        train=TRAIN, flags=train_flags(corpus, f'--logdir={tmp_path / "logdir"}',
+                                       '--num_steps=1000', '--checkpoint_every=1000')))
+    for attempt in range(4):
+        try:
+            result = subprocess.run([sys.executable, str(script)], cwd=tmp_path,
+                                    capture_output=True, text=True, timeout=90,
+                                    env=dict(os.environ, PYTHONPATH=ROOT))
+        except subprocess.TimeoutExpired:
+            pytest.fail(f'attempt {attempt}: train.py did not exit after the pipeline failed')
+        assert result.returncode == 1, result.stderr
+        assert 'RuntimeError: injected failure in ' in result.stderr
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path):
     logdir = tmp_path / 'logdir'
     # A learning rate this absurd makes the logits overflow within a few steps.

@@ -4,9 +4,11 @@ Imports no TensorFlow, so that ``wavenet/__init__`` can use it around TensorFlow
 """
 import argparse
 import contextlib
+import gc
 import math
 import os
 import sys
+import traceback
 
 
 def str_to_bool(value):
@@ -65,6 +67,29 @@ def check_output_directory(path, flag):
         raise ValueError(f'{flag} {path}: {existing} is a file, not a directory')
     if not os.access(existing, os.W_OK):
         raise ValueError(f'{flag} {path}: {existing} is not writable')
+
+
+def run(main):
+    """Runs a tool's ``main`` and exits with its status, an uncaught exception printed
+    and then let go before the interpreter shuts down.
+
+    Left to Python, an uncaught exception's traceback stays referenced until the
+    shutdown, and with it every frame it passed through: the training's input pipeline
+    outlives the interpreter. The shutdown ends any thread that asks for the interpreter
+    lock, so a pipeline worker inside a Python function (decoding a file) never returns,
+    and destroying the pipeline then waits for that worker for ever. Let go here, the
+    pipeline is destroyed while the interpreter still runs its workers to the end."""
+    try:
+        status = main()
+    except SystemExit as e:
+        status = e.code
+    except KeyboardInterrupt:
+        status = 128 + 2  # as a shell reports a process ended by SIGINT
+    except BaseException:  # noqa: B036 -- printed as Python would, then let go
+        traceback.print_exc()
+        status = 1
+    gc.collect()
+    sys.exit(status)
 
 
 def fail(prog, message, status=2):
