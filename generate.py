@@ -76,6 +76,9 @@ def get_arguments():
                         help='Path to output wav file (one per id with several --gc_id)')
     parser.add_argument('--save_every', type=positive(int), default=None,
                         help='How many samples before saving in-progress wav')
+    parser.add_argument('--ema', type=str_to_bool, default=True,
+                        help="Use the checkpoint's average of the weights when it holds one "
+                             "(train.py --ema_decay); false: the last step's own weights")
     parser.add_argument('--fast_generation', type=str_to_bool, default=True,
                         help='Use fast generation (queue-cached, in-graph loop)')
     parser.add_argument('--wav_seed', type=str, default=None,
@@ -240,7 +243,8 @@ def prepare(args):
                                     description['quantization_channels'],
                                     receptive_field(description))
     net = build_model(description, description['gc_channels'], description['gc_cardinality'])
-    checkpoints.restore_model(net, prefix)
+    if checkpoints.restore_model(net, prefix, averaged=args.ema):
+        print(f'Using the average of the weights in {prefix} (--ema=false for its own)')
     return net, prefix, description, clip, utterances, rows, names, paths
 
 

@@ -19,6 +19,7 @@ load_tensorflow()  # first, with TensorFlow's start-up logs muted
 import tensorflow as tf  # noqa: E402
 
 from wavenet import compilation_cache, distribution, optimizer_factory  # noqa: E402
+from wavenet.averaging import WeightAverage  # noqa: E402
 from wavenet.audio_reader import AudioReader, validation_pieces  # noqa: E402
 from wavenet.checkpoints import (  # noqa: E402
     check_network_description,
@@ -106,6 +107,10 @@ def get_arguments():
     parser.add_argument('--shuffle_pieces', type=non_negative_int, default=0,
                         help='Draw training pieces at random from a buffer of this many '
                              "(0: each file's pieces in order, as the original).")
+    parser.add_argument('--ema_decay', type=float, default=0.0,
+                        help='Keep an exponential moving average of the weights with this '
+                             'decay (0.999, say) in the checkpoints, which generation and the '
+                             'training samples then use; 0 keeps none. Default: 0.')
     parser.add_argument('--sample_size', type=non_negative_int, default=SAMPLE_SIZE,
                         help='Concatenate and cut audio samples to this many samples; 0 trains '
                         'on whole clips. Default: ' + str(SAMPLE_SIZE) + '.')
@@ -221,6 +226,9 @@ def main(argv=None):
                      f'got {args.l2_regularization_strength}')
     if not 0 <= args.momentum <= 1:  # Keras' SGD refuses anything else
         parser.error(f'argument --momentum: must be between 0 and 1, got {args.momentum}')
+    if not 0 <= args.ema_decay < 1:  # NaN too
+        parser.error(f'argument --ema_decay: must be at least 0 and below 1, got '
+                     f'{args.ema_decay}')
     if not 0 <= args.validation_fraction < 1:
         parser.error('argument --validation_fraction: must be at least 0 and below 1, got '
                      f'{args.validation_fraction}')
@@ -257,7 +265,8 @@ def main(argv=None):
         net = build_model(params, args.gc_channels, gc_cardinality, args.histograms)
         optimizer = distribution.wrap_optimizer(
             optimizer_factory[args.optimizer](args.learning_rate, args.momentum))
-        checkpoint = create_checkpoint(net, optimizer)
+        average = WeightAverage(net, args.ema_decay) if args.ema_decay else None
+        checkpoint = create_checkpoint(net, optimizer, average)
     try:
         saved_step = restore_training(checkpoint, restore_from)
         if distribution.differs_between_workers(strategy, -1 if saved_step is None
@@ -295,7 +304,7 @@ def main(argv=None):
         args.batch_size)
     try:
         train(make_train_step(net, optimizer, args.l2_regularization_strength or None,
-                              strategy, params['input_noise']),
+                              strategy, params['input_noise'], average),
               batches, manager, writer, first_step=first_step,
               num_steps=args.num_steps, checkpoint_every=args.checkpoint_every,
               gc_enabled=args.gc_channels is not None, histograms=args.histograms,
@@ -303,7 +312,7 @@ def main(argv=None):
               validation=make_validation(net, held_out)
               if chief and held_out else None,
               sampler=Sampler.for_corpus(net, params, reader, args.sample_seconds,
-                                         args.silence_threshold)
+                                         args.silence_threshold, average)
               if chief and args.sample_every else None, sample_every=args.sample_every)
     except (TrainingDiverged, WorkerLost) as e:
         fail(parser.prog, e, status=1)

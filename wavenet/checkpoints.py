@@ -2,7 +2,8 @@
 those of the original TF 1 toolkit (SPEC sections 5, 6 and 11).
 
 A checkpoint of this toolkit is a ``tf.train.Checkpoint`` of ``step``, ``model`` and
-``optimizer`` named ``model.ckpt-<step>``, with the network description
+``optimizer`` (and with ``--ema_decay``, ``average``: ``averaging.WeightAverage``) named
+``model.ckpt-<step>``, with the network description
 (``wavenet_params.json``) beside it. The original saved its trainable variables under
 their TF 1 names (``wavenet/dilated_stack/layer3/filter``, and its biases under TF's
 default names ``Variable``, ``Variable_1``, ...) and nothing else: no optimizer state, no
@@ -14,6 +15,7 @@ import re
 
 import tensorflow as tf
 
+from .averaging import WeightAverage, holds_average
 from .params import PARAM_FIELDS, load_network_description, load_params
 
 DEFAULT_PARAMS = './wavenet_params.json'
@@ -26,9 +28,10 @@ POSTPROCESSING_BIASES = ('postprocess1_bias', 'postprocess2_bias')
 
 # -- layout and discovery ----------------------------------------------------------------
 
-def create_checkpoint(net, optimizer):
-    """The checkpoint layout shared with generation: ``step``, ``model`` and ``optimizer``
-    (generation restores ``tf.train.Checkpoint(model=net)`` from the same files)."""
+def create_checkpoint(net, optimizer, average=None):
+    """The checkpoint layout shared with generation: ``step``, ``model`` and ``optimizer``,
+    and ``average`` when given (generation restores ``tf.train.Checkpoint(model=net)``, or
+    with ``average``, from the same files)."""
     # Creating the optimizer's slots now, for every weight, makes a restore fill them at
     # once instead of waiting for the first update, and keeps the layout the same whether
     # or not a weight has a gradient.
@@ -37,8 +40,9 @@ def create_checkpoint(net, optimizer):
     # optimizer inside, so mixed and full precision checkpoints are interchangeable (the
     # loss scale is not kept: it finds its level again within a few steps).
     optimizer = getattr(optimizer, 'inner_optimizer', optimizer)
+    kept = {} if average is None else {'average': average}
     return tf.train.Checkpoint(step=tf.Variable(-1, dtype=tf.int64), model=net,
-                               optimizer=optimizer)
+                               optimizer=optimizer, **kept)
 
 
 def _present_checkpoints(directory):
@@ -239,13 +243,20 @@ def restore_exactly(checkpoint, prefix):
         raise ValueError(f'cannot restore {prefix} into this network: {reason}') from None
 
 
-def restore_model(net, prefix):
+def restore_model(net, prefix, averaged=True):
     """Loads the weights of checkpoint ``prefix`` (of either toolkit) into ``net``; every
-    weight must match."""
+    weight must match. With ``averaged``, those of the weight average when the checkpoint
+    holds one. Returns whether it did."""
     if is_tf1_checkpoint(prefix):
         load_tf1_weights(net, prefix)
-    else:
+        return False
+    if not (averaged and holds_average(_variable_names(prefix))):
         restore_exactly(tf.train.Checkpoint(model=net), prefix)
+        return False
+    average = WeightAverage(net)
+    restore_exactly(tf.train.Checkpoint(model=net, average=average), prefix)
+    average.copy_to(net)
+    return True
 
 
 def restore_training(checkpoint, directory):
@@ -272,16 +283,20 @@ def restore_training(checkpoint, directory):
         raise ValueError(f'{e}; {advice}') from None
     print('  Restoring...', end='', flush=True)
     original = is_tf1_checkpoint(prefix)
+    names = _variable_names(prefix)
     with_optimizer = not original and _holds_optimizer(prefix)
+    average = getattr(checkpoint, 'average', None)
+    with_average = average is not None and holds_average(names)
     try:
         if original:
             load_tf1_weights(checkpoint.model, prefix)
             checkpoint.step.assign(step_in_name(prefix))
-        elif with_optimizer:
-            restore_exactly(checkpoint, prefix)
         else:
-            restore_exactly(tf.train.Checkpoint(step=checkpoint.step, model=checkpoint.model),
-                            prefix)
+            # Only the objects the file holds: the others start fresh.
+            held = dict(step=checkpoint.step, model=checkpoint.model)
+            held.update({'optimizer': checkpoint.optimizer} if with_optimizer else {})
+            held.update({'average': average} if with_average else {})
+            restore_exactly(tf.train.Checkpoint(**held), prefix)
     except ValueError:
         print()
         raise
@@ -289,13 +304,20 @@ def restore_training(checkpoint, directory):
     if not with_optimizer:
         print('  The checkpoint holds no optimizer state (as the original toolkit saved '
               'none): the optimizer starts fresh.')
+    if average is not None and not with_average:
+        average.reset(checkpoint.model)
+        print('  The checkpoint holds no weight average: it starts from the restored weights.')
     step = int(checkpoint.step.numpy())
     print(f'  Global step was: {step}')
     return step
 
 
+def _variable_names(prefix):
+    return [name for name, _ in tf.train.list_variables(prefix)]
+
+
 def _holds_optimizer(prefix):
-    return any(name.startswith('optimizer/') for name, _ in tf.train.list_variables(prefix))
+    return any(name.startswith('optimizer/') for name in _variable_names(prefix))
 
 
 # -- the original toolkit's checkpoints ---------------------------------------------------

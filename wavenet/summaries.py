@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import generation, quality
+from .averaging import averaged_weights
 from .audio_reader import MIN_SILENCE_THRESHOLD, load_audio, trim_silence
 from .cli import native_stderr_silenced
 from .features import MelFeatures
@@ -69,11 +70,15 @@ class Sampler:
     first as ``samples`` beside ``samples/reference`` (its recording), and the field's
     measures of all of them against their recordings as ``quality/<measure>`` scalars
     (``wavenet.quality``), with Griffin-Lim's from the same features once, as
-    ``griffin_lim/<measure>``, for a baseline.
+    ``griffin_lim/<measure>``, for a baseline. With ``average`` (a training's
+    ``WeightAverage``) the samples are drawn from the averaged weights, as generation
+    would draw them from the checkpoint.
     """
 
-    def __init__(self, net, sample_rate, seconds, speakers=None, clips=None, features=None):
+    def __init__(self, net, sample_rate, seconds, speakers=None, clips=None, features=None,
+                 average=None):
         self.net = net
+        self.average = average
         self.sample_rate = sample_rate
         self.speakers = speakers
         self.samples = int(seconds * sample_rate)
@@ -91,7 +96,7 @@ class Sampler:
         self.baseline_written = False
 
     @classmethod
-    def for_corpus(cls, net, params, reader, seconds, silence_threshold):
+    def for_corpus(cls, net, params, reader, seconds, silence_threshold, average=None):
         """What a training samples: the first four speakers that train (``reader``'s,
         one stream without speakers), or for a vocoder up to ``HELD_OUT_CLIPS`` held-out
         clips (``quality.held_out_clips``; the corpus's first file without a validation
@@ -99,14 +104,14 @@ class Sampler:
         speakers = sorted(set(reader.speaker_ids))[:4] if reader.gc_enabled else None
         features = MelFeatures.from_params(params)
         if features is None:
-            return cls(net, params['sample_rate'], seconds, speakers)
+            return cls(net, params['sample_rate'], seconds, speakers, average=average)
         clips = []
         for filename in quality.held_out_clips(reader.validation_files) or reader.files[:1]:
             audio = load_audio(filename, params['sample_rate'])
             trimmed = (trim_silence(audio, silence_threshold)
                        if silence_threshold > MIN_SILENCE_THRESHOLD else audio)
             clips.append(trimmed if trimmed.size else audio)
-        return cls(net, params['sample_rate'], seconds, speakers, clips, features)
+        return cls(net, params['sample_rate'], seconds, speakers, clips, features, average)
 
     def __call__(self, step, writer):
         keys, streams = self.speakers or [0], None
@@ -116,11 +121,12 @@ class Sampler:
             streams = [generation.stream_key(key, i) for i, key in enumerate(keys)]
         noise = generation.uniform_streams(step, streams or keys, self.samples + 1)
         start = generation.start_waveform(self.net, noise[:, 0])
-        rows = None if self.frames is None else generation.conditioning_rows(
-            self.net, self.frames, start.shape[1], self.samples, self.features.silence)
         speakers = None if self.speakers is None else keys
-        chunks = [c.numpy() for c in generation.generate(
-            self.net, start, noise[:, 1:], speakers, local_condition=rows)]
+        with averaged_weights(self.net, self.average):
+            rows = None if self.frames is None else generation.conditioning_rows(
+                self.net, self.frames, start.shape[1], self.samples, self.features.silence)
+            chunks = [c.numpy() for c in generation.generate(
+                self.net, start, noise[:, 1:], speakers, local_condition=rows)]
         audio = mu_law_decode(np.concatenate(chunks, axis=1),
                               self.net.quantization_channels).numpy()
         with writer.as_default(step=step):

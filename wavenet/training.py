@@ -15,7 +15,7 @@ PROFILE_EVERY = 50
 
 
 def make_train_step(net, optimizer, l2_regularization_strength=None, strategy=None,
-                    input_noise=0.0):
+                    input_noise=0.0, average=None):
     """A ``tf.function`` ``(audio [B, T, 1], gc_ids [B] or None, frames [B, F, C] or None)
     -> losses`` that updates ``net`` in place (``frames``: a vocoder's features).
     ``losses`` has ``loss`` and, with L2, ``l2_loss`` and ``total_loss``; ``total_loss``
@@ -23,7 +23,8 @@ def make_train_step(net, optimizer, l2_regularization_strength=None, strategy=No
 
     Under a ``strategy`` (whose scope built ``net`` and ``optimizer``) the inputs are
     distributed values, each replica's slice of the global batch, and the losses those of
-    the global batch. ``input_noise``: see ``WaveNetModel.loss``."""
+    the global batch. ``input_noise``: see ``WaveNetModel.loss``. ``average`` (an
+    ``averaging.WeightAverage``) follows the weights after every step."""
     strategy = strategy or tf.distribute.get_strategy()
 
     def replica_step(audio, gc_ids, frames):
@@ -52,6 +53,8 @@ def make_train_step(net, optimizer, l2_regularization_strength=None, strategy=No
     @tf.function(reduce_retracing=True)
     def train_step(audio, gc_ids=None, frames=None):
         losses = strategy.run(replica_step, args=(audio, gc_ids, frames))
+        if average is not None:
+            average.update(net)
         return {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                 for name, value in losses.items()}
 
