@@ -134,7 +134,7 @@ def check_speakers(description, gc_ids):
 def local_condition(args, description):
     """The utterances a vocoder voices, ``[(name, frames, reference audio or None)]``, or
     ``[]`` for a network without local conditioning; and sets ``args.samples`` when not
-    given. The checks of SPEC section 9."""
+    given. The checks the README lists for a vocoder."""
     from wavenet import generation
     from wavenet.features import MelFeatures
 

@@ -9,8 +9,8 @@ speakers, random weights). Every figure comes from timing whole ``generate.py`` 
   compilation cache) and warm (the second run of the same network), beside the time it
   takes Python to import TensorFlow and the toolkit (what no run can avoid);
 - peak RSS of the short and long runs (the same when memory does not grow with length);
-- the same network as a vocoder (80 mel bands, hop 256, upsampling 4 x 4 x 4 x 4; SPEC
-  section 9) voicing random log-mel frames, batch 1: the cost of conditioning;
+- the same network as a vocoder (80 mel bands, hop 256, upsampling 4 x 4 x 4 x 4)
+  voicing random log-mel frames, batch 1: the cost of conditioning;
 - on the CPU, what the machine allows: NumPy doing only the network's largest matrix
   products, as a bandwidth (batch 1 reads every weight once per sample) and as GFLOP/s
   (batch 16), turned into samples/s.

@@ -15,6 +15,7 @@ A measure whose library is missing is left out, with one line saying so.
 Run the README's vocoder quick start first, then
 
     python bench/vocoder_quality.py [--vocoder logdir/vocoder [--vocoder other ...]]
+                                    [--ema both]
 
 ``bench/quality_curves.py`` draws the same measures against training minutes, from the
 ``quality/*`` scalars a training logs with ``--sample_every``.
@@ -43,11 +44,12 @@ def quantized(description, reference):
     return mu_law_decode(mu_law_encode(reference, q), q).numpy()
 
 
-def copy_synthesis(checkpoint, clips, seed):
+def copy_synthesis(checkpoint, clips, seed, ema='true'):
     """Runs generate.py as a user would, every clip in one batch; one wav per clip."""
     with tempfile.TemporaryDirectory() as scratch:
         out = os.path.join(scratch, 'copy.wav')
-        flags = [checkpoint, '--seed', str(seed), '--wav_out_path', out, '--logdir', scratch]
+        flags = [checkpoint, '--seed', str(seed), '--wav_out_path', out, '--logdir', scratch,
+                 '--ema', ema]
         for clip in clips:
             flags += ['--lc_wav', clip]
         result = subprocess.run([sys.executable, os.path.join(ROOT, 'generate.py'), *flags],
@@ -72,9 +74,9 @@ def description_of(checkpoint):
     return description
 
 
-def row(name, means, width):
+def row(name, means, name_width, width):
     cells = ''.join(f'{means.get(m, float("nan")):>{width}.3f}' for m in quality.MEASURES)
-    return f'{name:44s}{cells}'
+    return f'{name:{name_width}s}{cells}'
 
 
 def table(candidates):
@@ -82,9 +84,10 @@ def table(candidates):
     width = 17
     header = ''.join(f'{m + (" (" + quality.UNITS[m] + ")" if quality.UNITS[m] else ""):>{width}}'
                      for m in quality.MEASURES)
-    lines = [f'{"":44s}{header}']
+    name_width = max(len(name) for name in candidates) + 2
+    lines = [f'{"":{name_width}s}{header}']
     for name, means in candidates.items():
-        lines.append(row(name, means, width))
+        lines.append(row(name, means, name_width, width))
     return '\n'.join(lines)
 
 
@@ -101,6 +104,9 @@ def main():
     parser.add_argument('--clips', default=os.path.join(ROOT, 'demo', 'heldout'),
                         help='folder of held-out recordings')
     parser.add_argument('--seed', default=1, type=int, help='generate.py --seed')
+    parser.add_argument('--ema', default='true', choices=['true', 'false', 'both'],
+                        help="generate.py --ema: a checkpoint's averaged weights (when it "
+                             "holds them), its own, or both, a row each")
     args = parser.parse_args()
     vocoders = args.vocoder or ['logdir/vocoder']
     descriptions = [description_of(v) for v in vocoders]
@@ -118,18 +124,22 @@ def main():
         return quality.judge_all(references, outputs, features.sample_rate)
 
     candidates = {}
-    for vocoder in vocoders:
-        outputs = copy_synthesis(vocoder, clips, args.seed)
-        candidates[f'(a) vocoder {vocoder}'] = judged(outputs)
+    rows = [(v, ema) for v in vocoders
+            for ema in (['true', 'false'] if args.ema == 'both' else [args.ema])]
+    names = {(v, ema): f'(a) vocoder {v}' + (f', --ema {ema}' if args.ema == 'both' else '')
+             for v, ema in rows}
+    for vocoder, ema in rows:
+        outputs = copy_synthesis(vocoder, clips, args.seed, ema)
+        candidates[names[vocoder, ema]] = judged(outputs)
     griffin = judged([quality.griffin_lim(features, r) for r in references])
     candidates['(b) Griffin-Lim, same mel spectrogram'] = griffin
     candidates['(c) recordings through mu-law codes'] = judged(
         [quantized(descriptions[0], r) for r in references])
     print(table(candidates))
-    for vocoder in vocoders:
-        won = beats(candidates[f'(a) vocoder {vocoder}'], griffin)
-        print(f'{vocoder} beats Griffin-Lim on {len(won)} of {len(quality.MEASURES)}'
-              + (f' ({", ".join(won)})' if won else ''))
+    for key in rows:
+        won = beats(candidates[names[key]], griffin)
+        print(f'{names[key][len("(a) vocoder "):]} beats Griffin-Lim on {len(won)} of '
+              f'{len(quality.MEASURES)}' + (f' ({", ".join(won)})' if won else ''))
 
 
 if __name__ == '__main__':

@@ -1,4 +1,4 @@
-"""Training under tf.distribute (SPEC section 10): a mirrored step over two logical CPUs is
+"""Training under tf.distribute: a mirrored step over two logical CPUs is
 the single-device step on the same global batch; the reader's shards split the files; the
 README's two-machine command trains on two localhost processes; resuming under a strategy;
 mixed precision computes in bfloat16/float16, trains the E-flat chord and saves checkpoints

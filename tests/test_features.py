@@ -1,4 +1,4 @@
-"""Log-mel features: frame count, alignment (SPEC section 9), values against NumPy."""
+"""Log-mel features: frame count, alignment, values against NumPy."""
 import librosa
 import numpy as np
 import pytest

@@ -32,7 +32,7 @@ def run_generate(*flags):
 
 
 def numpy_mu_law_decode(codes, channels):
-    """SPEC section 4, written out: codes -> [-1, 1]."""
+    """The mu-law decoding, written out: codes -> [-1, 1]."""
     mu = channels - 1
     signal = 2 * (np.asarray(codes, np.float64) / mu) - 1
     return np.sign(signal) * ((1 + mu) ** np.abs(signal) - 1) / mu

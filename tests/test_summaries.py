@@ -1,4 +1,4 @@
-"""Hearing and seeing a training (SPEC section 12): spectrogram pictures, samples generated
+"""Hearing and seeing a training: spectrogram pictures, samples generated
 while training (per speaker; a vocoder's copy synthesis beside its reference) and
 generate.py's pictures, read back with TensorBoard's own event reader."""
 import io

@@ -1,4 +1,4 @@
-"""Checkpoints of the original TF 1 toolkit (SPEC section 11), written here the way it wrote
+"""Checkpoints of the original TF 1 toolkit, written here the way it wrote
 them -- ``tf.compat.v1`` graph variables under its names, biases under TF's default names,
 ``tf.compat.v1.train.Saver`` -- and loaded through the library, generate.py, train.py and
 ``python -m wavenet.convert_tf1``; and the optimizers against TF 1's update rules in NumPy."""
@@ -34,7 +34,7 @@ VARIANTS = {
 
 
 def original_shapes(p, gc_channels=None, gc_cardinality=None):
-    """The original's variables, in its creation order, from SPEC section 11 (biases as
+    """The original's variables, in its creation order, as it created them (biases as
     ``None`` names: TF numbers them ``Variable``, ``Variable_1``, ... in their scope)."""
     r, d, s, q = (p['residual_channels'], p['dilation_channels'], p['skip_channels'],
                   p['quantization_channels'])
@@ -87,7 +87,7 @@ def write_original_checkpoint(folder, params, gc_channels=None, gc_cardinality=N
 
 
 def given_directly(params, gc_channels, gc_cardinality, values):
-    """The network with ``values`` assigned by hand, from the SPEC's names."""
+    """The network with ``values`` assigned by hand, from the original's names."""
     net = build_model(params, gc_channels, gc_cardinality)
     net.causal_layer.kernel.assign(values['wavenet/causal_layer/filter'])
     for i, block in enumerate(net.dilated_stack):

@@ -1,4 +1,4 @@
-"""A vocoder (SPEC section 9) through the command-line tools: train.py on a corpus with a
+"""A vocoder through the command-line tools: train.py on a corpus with a
 conditioned params file, generate.py with --lc_wav / --lc_features, and a one-line error
 (exit 2) for each kind of bad input."""
 import glob

@@ -3,7 +3,7 @@
 Each file is loaded mono at the model's sample rate, trimmed of leading and trailing
 silence, padded at the front with one receptive field of zeros and cut into overlapping
 pieces, exactly as the original toolkit did; decoding runs in parallel and ahead of the
-training step. For a vocoder (local conditioning, SPEC section 9) each piece also carries
+training step. For a vocoder (local conditioning) each piece also carries
 its feature frames, computed from the trimmed clip and cut on the same frame boundaries.
 """
 import os

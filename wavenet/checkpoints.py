@@ -1,5 +1,5 @@
 """Checkpoints: their layout, finding them, the network they hold, restoring them, and
-those of the original TF 1 toolkit (SPEC sections 5, 6 and 11).
+those of the original TF 1 toolkit.
 
 A checkpoint of this toolkit is a ``tf.train.Checkpoint`` of ``step``, ``model`` and
 ``optimizer`` (and with ``--ema_decay``, ``average``: ``averaging.WeightAverage``) named

@@ -1,5 +1,4 @@
-"""Where a training runs: the ``tf.distribute`` strategy and the numeric precision
-(SPEC section 10).
+"""Where a training runs: the ``tf.distribute`` strategy and the numeric precision.
 
 Training always runs under a strategy -- TensorFlow's default one on a single device -- so
 there is one training step and one input pipeline whatever the devices. The strategy and

@@ -1,4 +1,4 @@
-"""Log-mel features: what a vocoder (a locally conditioned WaveNet, SPEC section 9) hears.
+"""Log-mel features: what a vocoder (a locally conditioned WaveNet) hears.
 
 One definition, used by training, generation and the tests alike.
 

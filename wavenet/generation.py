@@ -5,8 +5,9 @@ carrying the network's incremental state (one queue per conv layer) from chunk t
 so Python only sees progress. Randomness comes in as uniform noise, one stream per batch
 row keyed by ``(seed, key)``: a row generates the same audio alone or in a batch.
 
-A vocoder's feature frames are upsampled once, in one parallel pass, before the loop; each
-chunk's rows are projected into every layer in one matmul, and each step reads one row.
+A vocoder's feature frames are upsampled and projected into every layer a chunk of samples
+at a time (``ConditioningRows``: only the frames near the chunk, in one matmul), so long
+features never sit in memory as per-sample rows; each step of the loop reads one row.
 """
 import concurrent.futures
 import contextlib

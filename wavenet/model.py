@@ -6,7 +6,7 @@ the steady state of a constant input -- runs the same ``_network`` function. The
 only in where each convolution's taps come from (``taps_for``): slices of a whole sequence,
 a queue of past inputs plus the newest one, or the one input repeated.
 
-Local conditioning (a vocoder's mel frames, SPEC section 9) enters the same function as a
+Local conditioning (a vocoder's mel frames) enters the same function as a
 per-sample *projection*: the frames are upsampled to one row per sample, and every dilated
 layer adds a 1x1 projection of its row to filter and gate. Row ``t`` conditions the
 prediction of sample ``t``, so the network input at position ``t`` (which predicts
@@ -28,7 +28,7 @@ _zeros = keras.initializers.Zeros
 
 def _computed(layer, weight):
     """``weight`` (float32) in the dtype ``layer`` computes in: float32, or bfloat16 or
-    float16 under a mixed precision policy (SPEC section 10), where weights stay float32."""
+    float16 under a mixed precision policy, where weights stay float32."""
     return tf.cast(weight, layer.compute_dtype)
 
 

@@ -14,7 +14,7 @@ PARAM_TYPES = {
     'use_biases': bool, 'scalar_input': bool, 'initial_filter_width': int,
 }
 
-# Local conditioning (SPEC section 9): optional; absent or null means an unconditioned
+# Local conditioning: optional; absent or null means an unconditioned
 # network, so every params file and description written before them keeps working.
 LC_DEFAULTS = {
     'lc_channels': None, 'lc_hop_length': None, 'lc_upsample_scales': None,

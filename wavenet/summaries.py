@@ -1,4 +1,4 @@
-"""Hearing and seeing a training in TensorBoard (SPEC section 12): audio with its
+"""Hearing and seeing a training in TensorBoard: audio with its
 spectrogram picture, and the samples a training generates while it runs."""
 import numpy as np
 import tensorflow as tf
