@@ -32,20 +32,7 @@ SUMMARY_SECONDS = 60
 SEED_SILENCE_THRESHOLD = 0.1
 
 
-# -- sampling ------------------------------------------------------------------------------
-
-def scale_temperature(proba, temperature):
-    """``p' ∝ exp(log p / temperature)`` over the last axis, in float64."""
-    return tf.nn.softmax(tf.math.log(tf.cast(proba, tf.float64)) / temperature)
-
-
-def sample_codes(proba, temperature, uniform):
-    """One code per row of ``proba`` [B, Q], drawn from the temperature-scaled distribution
-    by inverting its cumulative distribution at ``uniform`` [B] in [0, 1)."""
-    cdf = tf.cumsum(scale_temperature(proba, temperature), axis=-1)
-    below = cdf <= tf.cast(uniform, tf.float64)[:, tf.newaxis] * cdf[:, -1:]
-    return tf.minimum(tf.reduce_sum(tf.cast(below, tf.int32), axis=-1), proba.shape[-1] - 1)
-
+# -- randomness ----------------------------------------------------------------------------
 
 # Uniforms are drawn in blocks of this many per row, each block keyed by its index: any
 # stretch of a stream costs its own length, however long the generation.
@@ -90,7 +77,7 @@ def start_waveform(net, uniform, clip=None):
     random code per row, drawn with ``uniform`` [B] (the original's start). A vocoder
     starts from silence alone, as each of its training pieces did: a random code would be a
     click that its features never described."""
-    silence = net.quantization_channels // 2
+    silence = net.output_distribution.silence
     if clip is None and net.local_condition_channels is not None:
         return tf.fill([len(uniform), net.receptive_field], silence)
     if clip is None:
@@ -179,7 +166,7 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
     if fast:
         loop = _fast_loop(net)
         batch = start.shape[0]
-        silence = net.quantization_channels // 2
+        silence = net.output_distribution.silence
         # The start codes go to the loop as forced codes (pushed, not drawn), whole chunks
         # of them, preceded by silence (with a vocoder's first conditioning row).
         lead = -begun % chunk
@@ -255,8 +242,9 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
                 position = begun + t  # of the sample being drawn
                 window_rows = None if rows is None else \
                     rows[:, max(position - net.receptive_field, 0) - first:position - first]
-                proba = net._window(window, gc_embedding, window_rows)
-                codes.append(sample_codes(proba, temperature, draws[:, t - begin]))
+                outputs = net._window(window, gc_embedding, window_rows)
+                codes.append(net.output_distribution.sample(outputs, temperature,
+                                                            draws[:, t - begin]))
                 window = tf.concat([window[:, 1:], codes[-1][:, tf.newaxis]], axis=1)
             yield tf.stack(codes, axis=1)
 
@@ -291,13 +279,13 @@ class _RowGroup:
     def __init__(self, net, rows, silence, gc_embedding, lc_projection):
         self.rows = rows
         self.gc_embedding = None if gc_embedding is None else gc_embedding[rows]
-        self.proba, self.state = net.steady_state(
+        self.outputs, self.state = net.steady_state(
             tf.fill([rows.stop - rows.start], silence), self.gc_embedding,
             None if lc_projection is None else lc_projection[rows])
 
     def run(self, loop, forced, noise, temperature, lc_rows):
-        codes, self.proba, self.state = loop.run(
-            self.proba, self.state, self.gc_embedding, forced[self.rows], noise[self.rows],
+        codes, self.outputs, self.state = loop.run(
+            self.outputs, self.state, self.gc_embedding, forced[self.rows], noise[self.rows],
             temperature, None if lc_rows is None else lc_rows[self.rows])
         return codes
 
@@ -309,27 +297,30 @@ class _FastLoop:
 
     def __init__(self, net):
         @tf.function(jit_compile=True, autograph=False)
-        def run(proba, state, gc_embedding, forced, noise, temperature, lc_rows=None):
+        def run(outputs, state, gc_embedding, forced, noise, temperature, lc_rows=None):
             """Pushes one code per row and step: ``forced`` [B, n] where it is >= 0, else
-            one drawn from ``proba`` with ``noise`` [B, n]; returns the codes pushed."""
+            one drawn from the distribution of ``outputs`` with ``noise`` [B, n]; returns
+            the codes pushed."""
             # The whole chunk's conditioning, projected into every layer in one matmul, time
             # first: XLA miscompiled the step's row taken as lc_projection[:, t:t + 1].
             lc_projection = None if lc_rows is None else tf.transpose(
                 net.project_local_condition(lc_rows), [1, 0, 2])
             steps = noise.shape[1]
 
-            def step(t, codes, proba, state):
+            def step(t, codes, outputs, state):
                 code = tf.where(forced[:, t] >= 0, forced[:, t],
-                                sample_codes(proba, temperature, noise[:, t]))
+                                net.output_distribution.sample(outputs, temperature,
+                                                               noise[:, t]))
                 step_projection = None if lc_projection is None else \
                     lc_projection[t][:, tf.newaxis]
-                proba, state = net.incremental_step(code, state, gc_embedding, step_projection)
-                return t + 1, codes.write(t, code), proba, state
+                outputs, state = net.incremental_step(code, state, gc_embedding,
+                                                      step_projection)
+                return t + 1, codes.write(t, code), outputs, state
 
-            _, codes, proba, state = tf.while_loop(
+            _, codes, outputs, state = tf.while_loop(
                 lambda t, *_: t < steps, step,
-                (tf.constant(0), tf.TensorArray(tf.int32, size=steps), proba, state))
-            return tf.transpose(codes.stack()), proba, state
+                (tf.constant(0), tf.TensorArray(tf.int32, size=steps), outputs, state))
+            return tf.transpose(codes.stack()), outputs, state
 
         self.run = run
 

@@ -20,7 +20,8 @@ import keras
 import tensorflow as tf
 
 from . import features
-from .ops import causal_taps, conv_taps, mu_law_decode, mu_law_encode, pointwise
+from .ops import causal_taps, conv_taps, mu_law_decode, pointwise
+from .output import MuLawSoftmax
 
 _glorot = keras.initializers.GlorotUniform
 _zeros = keras.initializers.Zeros
@@ -185,30 +186,31 @@ class ResidualBlock(keras.layers.Layer):
 
 
 class PostProcessing(keras.layers.Layer):
-    """Sum of skips -> ReLU -> 1x1 -> ReLU -> 1x1 -> logits."""
+    """Sum of skips -> ReLU -> 1x1 -> ReLU -> 1x1 -> the output distribution's parameters
+    (``output_width`` of them: for the softmax, its logits)."""
 
-    def __init__(self, skip_channels, quantization_channels, use_biases, **kwargs):
+    def __init__(self, skip_channels, output_width, use_biases, **kwargs):
         super().__init__(**kwargs)
         self.use_biases = use_biases
         self.postprocess1 = self.add_weight(name='postprocess1', initializer=_glorot(),
                                             shape=(1, skip_channels, skip_channels))
         self.postprocess2 = self.add_weight(name='postprocess2', initializer=_glorot(),
-                                            shape=(1, skip_channels, quantization_channels))
+                                            shape=(1, skip_channels, output_width))
         if use_biases:
             self.postprocess1_bias = self.add_weight(name='postprocess1_bias', initializer=_zeros(),
                                                      shape=(skip_channels,))
             self.postprocess2_bias = self.add_weight(name='postprocess2_bias', initializer=_zeros(),
-                                                     shape=(quantization_channels,))
+                                                     shape=(output_width,))
         self.built = True
 
     def call(self, skip_sum):
         hidden = pointwise(tf.nn.relu(skip_sum), _computed(self, self.postprocess1[0]))
         if self.use_biases:
             hidden += _computed(self, self.postprocess1_bias)
-        logits = pointwise(tf.nn.relu(hidden), _computed(self, self.postprocess2[0]))
+        outputs = pointwise(tf.nn.relu(hidden), _computed(self, self.postprocess2[0]))
         if self.use_biases:
-            logits += _computed(self, self.postprocess2_bias)
-        return logits
+            outputs += _computed(self, self.postprocess2_bias)
+        return outputs
 
 
 class WaveNetModel(keras.Model):
@@ -242,6 +244,8 @@ class WaveNetModel(keras.Model):
         self.dilation_channels = dilation_channels
         self.skip_channels = skip_channels
         self.quantization_channels = quantization_channels
+        # Everything that depends on what the network predicts (see wavenet.output).
+        self.output_distribution = MuLawSoftmax(quantization_channels)
         self.use_biases = use_biases
         self.scalar_input = scalar_input
         self.initial_filter_width = initial_filter_width
@@ -273,8 +277,8 @@ class WaveNetModel(keras.Model):
         # an attribute per block, checkpoints would silently miss every dilated layer.
         for block in self.dilated_stack:
             setattr(self, block.name, block)
-        self.postprocessing = PostProcessing(skip_channels, quantization_channels, use_biases,
-                                             name='postprocessing')
+        self.postprocessing = PostProcessing(skip_channels, self.output_distribution.width,
+                                             use_biases, name='postprocessing')
         if local_condition_channels is not None:
             self.lc_upsampling = LocalConditionUpsampling(lc_upsample_scales,
                                                           name='lc_upsampling')
@@ -307,7 +311,8 @@ class WaveNetModel(keras.Model):
 
     def _network(self, network_input, gc_embedding, taps_for, output_width,
                  lc_projection=None):
-        """Logits for the last ``output_width`` steps; ``taps_for(i, value, layer)`` gives
+        """The outputs (the distribution's parameters) for the last ``output_width`` steps;
+        ``taps_for(i, value, layer)`` gives
         the taps of conv layer ``i`` whose input is ``value``; ``lc_projection`` (from
         ``project_local_condition``) is aligned with ``network_input``."""
         network_input = _computed(self, network_input)
@@ -339,7 +344,8 @@ class WaveNetModel(keras.Model):
                              lc_projection)
 
     def call(self, network_input, gc_embedding=None, lc_projection=None):
-        """Logits ``[B, T - receptive_field + 1, Q]`` for an encoded input ``[B, T, C]``."""
+        """Outputs ``[B, T - receptive_field + 1, width]`` (the output distribution's
+        parameters: for the softmax, logits) for an encoded input ``[B, T, C]``."""
         output_width = tf.shape(network_input)[1] - self.receptive_field + 1
         return self._full_network(network_input, gc_embedding, output_width, lc_projection)
 
@@ -410,7 +416,8 @@ class WaveNetModel(keras.Model):
 
     def loss(self, input_batch, global_condition_batch=None, l2_regularization_strength=None,
              local_condition_batch=None, input_noise=0.0):
-        """Mean softmax cross-entropy of predicting each sample from its receptive field.
+        """The mean negative log-likelihood (for the softmax, its cross-entropy) of each
+        sample given its receptive field, under the output distribution.
 
         ``local_condition_batch``: frames ``[B, F, lc_channels]`` covering the audio
         (``F * hop >= T``), frame ``f`` describing samples ``[f * hop, (f + 1) * hop)``.
@@ -422,11 +429,11 @@ class WaveNetModel(keras.Model):
         input_batch = tf.convert_to_tensor(input_batch, tf.float32)
         if input_batch.shape.rank == 2:
             input_batch = input_batch[..., tf.newaxis]
-        codes = mu_law_encode(input_batch[..., 0], self.quantization_channels)
+        codes = self.output_distribution.encode(input_batch[..., 0])
         heard, heard_codes = input_batch, codes
         if input_noise:
             heard = input_batch + tf.random.normal(tf.shape(input_batch), stddev=input_noise)
-            heard_codes = mu_law_encode(heard[..., 0], self.quantization_channels)
+            heard_codes = self.output_distribution.encode(heard[..., 0])
         if self.scalar_input:
             network_input = heard
         else:
@@ -440,11 +447,8 @@ class WaveNetModel(keras.Model):
             # Input position t predicts sample t + 1, so it gets row t + 1.
             lc_projection = self.project_local_condition(rows[:, 1:])
         # The last sample has nothing to be predicted from it, so the network never sees it.
-        logits = self(network_input[:, :-1], gc_embedding, lc_projection)
-        targets = codes[:, self.receptive_field:]
-        # Softmax and loss in float32 even under mixed precision.
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=targets, logits=tf.cast(logits, tf.float32)))
+        outputs = self(network_input[:, :-1], gc_embedding, lc_projection)
+        loss = self.output_distribution.loss(outputs, codes[:, self.receptive_field:])
         if not l2_regularization_strength:
             return loss
         return loss + l2_regularization_strength * self.l2_loss()
@@ -481,12 +485,13 @@ class WaveNetModel(keras.Model):
         if local_condition is not None:
             rows = self._upsampled_rows(local_condition, waveform.shape[1] + 1)
             lc_rows = rows[:, 1:][:, -self.receptive_field:]
-        proba = self._window(waveform[:, -self.receptive_field:], gc_embedding, lc_rows)
+        proba = self.output_distribution.distribution(
+            self._window(waveform[:, -self.receptive_field:], gc_embedding, lc_rows))
         return proba[0] if unbatched else proba
 
     def _predict_window(self, codes, gc_embedding, lc_rows=None):
-        """The next distribution after ``codes`` [B, <= receptive_field], whose position
-        ``t`` is conditioned by ``lc_rows[:, t]``."""
+        """The outputs of the next distribution after ``codes`` [B, <= receptive_field],
+        whose position ``t`` is conditioned by ``lc_rows[:, t]``."""
         network_input = self.encode_codes(codes)
         missing = tf.maximum(self.receptive_field - tf.shape(codes)[1], 0)
         network_input = tf.pad(network_input, [[0, 0], [missing, 0], [0, 0]])
@@ -494,8 +499,7 @@ class WaveNetModel(keras.Model):
         if lc_rows is not None:
             lc_projection = self.project_local_condition(
                 tf.pad(lc_rows, [[0, 0], [missing, 0], [0, 0]]))
-        logits = self._full_network(network_input, gc_embedding, 1, lc_projection)
-        return _probabilities(logits[:, -1])
+        return self._full_network(network_input, gc_embedding, 1, lc_projection)[:, -1]
 
     # -- incremental prediction -------------------------------------------------------
     #
@@ -537,7 +541,8 @@ class WaveNetModel(keras.Model):
             row = tf.reshape(tf.convert_to_tensor(local_condition, tf.float32),
                              [-1, 1, self.local_condition_channels])
             lc_projection = self.project_local_condition(row)
-        proba, self._state = self._step(codes, self._state, gc_embedding, lc_projection)
+        outputs, self._state = self._step(codes, self._state, gc_embedding, lc_projection)
+        proba = self.output_distribution.distribution(outputs)
         return proba[0] if waveform.shape.rank == 0 else proba
 
     def prime_incremental_state(self, waveform, global_condition=None, local_condition=None):
@@ -555,11 +560,13 @@ class WaveNetModel(keras.Model):
             rows = tf.convert_to_tensor(local_condition, tf.float32)
             lc_projection = self.project_local_condition(
                 rows[tf.newaxis] if rows.shape.rank == 2 else rows)
-        proba, self._state = self._prime(codes, gc_embedding, lc_projection)
+        outputs, self._state = self._prime(codes, gc_embedding, lc_projection)
+        proba = self.output_distribution.distribution(outputs)
         return proba[0] if waveform.shape.rank == 1 else proba
 
     def incremental_step(self, codes, state, gc_embedding=None, lc_projection=None):
-        """One network column for int ``codes`` [B]: the next distribution, and ``state``
+        """One network column for int ``codes`` [B]: the next distribution's outputs, and
+        ``state``
         with each conv layer's new input pushed; ``lc_projection`` [B, 1, ...] is the
         projected conditioning of the next sample. Traceable: generation loops run it."""
         position, queues = state
@@ -580,15 +587,15 @@ class WaveNetModel(keras.Model):
             return (tf.split(past, len(ago), axis=1) if len(ago) > 1 else [past]) + [value]
 
         network_input = self.encode_codes(codes[:, tf.newaxis])
-        logits = self._network(network_input, gc_embedding, taps_for, 1, lc_projection)
-        return _probabilities(logits[:, -1]), (position + 1, new_queues)
+        outputs = self._network(network_input, gc_embedding, taps_for, 1, lc_projection)
+        return outputs[:, -1], (position + 1, new_queues)
 
     def steady_state(self, codes, gc_embedding=None, lc_projection=None):
         """The state after int ``codes`` [B] were pushed over and over, for ever (each time
         with the projected conditioning ``lc_projection`` [B, 1, ...]), and the next
-        distribution. Every layer's input is then the same at every step, so one network
-        column whose taps all hold that input computes it: a generation that starts from
-        silence costs one column instead of a receptive field of steps."""
+        distribution's outputs. Every layer's input is then the same at every step, so one
+        network column whose taps all hold that input computes it: a generation that starts
+        from silence costs one column instead of a receptive field of steps."""
         queues = []
 
         def taps_for(i, value, layer):
@@ -596,13 +603,14 @@ class WaveNetModel(keras.Model):
                                   [self.queue_lengths[i] + 1, 1, 1]))
             return [value] * layer.filter_width
 
-        logits = self._network(self.encode_codes(codes[:, tf.newaxis]), gc_embedding,
+        outputs = self._network(self.encode_codes(codes[:, tf.newaxis]), gc_embedding,
                                taps_for, 1, lc_projection)
-        return _probabilities(logits[:, -1]), (tf.constant(0), queues)
+        return outputs[:, -1], (tf.constant(0), queues)
 
     def primed_state(self, codes, gc_embedding=None, lc_projection=None):
         """``incremental_step`` over int ``codes`` [B, T] from the zero state, in one pass:
-        the last distribution and the state; ``lc_projection`` [B, T, ...]. Traceable."""
+        the last distribution's outputs and the state; ``lc_projection`` [B, T, ...].
+        Traceable."""
         length_of_input = tf.shape(codes)[1]
         tails = []
 
@@ -615,17 +623,13 @@ class WaveNetModel(keras.Model):
             tails.append(tf.ensure_shape(tail, [None, length + 1, None]))
             return causal_taps(padded, layer.filter_width, layer.dilation)
 
-        logits = self._network(self.encode_codes(codes), gc_embedding, taps_for, 1,
-                               lc_projection)
+        outputs = self._network(self.encode_codes(codes), gc_embedding, taps_for, 1,
+                                lc_projection)
         queues = [_ring_buffer(tail, length_of_input) for tail in tails]
-        return _probabilities(logits[:, -1]), (length_of_input, queues)
+        return outputs[:, -1], (length_of_input, queues)
 
 
 def _ring_buffer(tail, position):
     """The ring buffer holding ``tail`` [B, size, C], the inputs up to ``position`` - 1."""
     return tf.roll(tf.transpose(tail, [1, 0, 2]), position % tail.shape[1], axis=0)
 
-
-def _probabilities(logits):
-    # Softmax in float64, as the original, so tiny probabilities are not rounded to zero.
-    return tf.cast(tf.nn.softmax(tf.cast(logits, tf.float64)), tf.float32)

@@ -8,7 +8,6 @@ from .averaging import averaged_weights
 from .audio_reader import MIN_SILENCE_THRESHOLD, load_audio, trim_silence
 from .cli import native_stderr_silenced
 from .features import MelFeatures
-from .ops import mu_law_decode
 
 # The picture: a mel spectrogram in dB, as a person reads speech.
 MELS = 80
@@ -127,8 +126,7 @@ class Sampler:
                 self.net, self.frames, start.shape[1], self.samples, self.features.silence)
             chunks = [c.numpy() for c in generation.generate(
                 self.net, start, noise[:, 1:], speakers, local_condition=rows)]
-        audio = mu_law_decode(np.concatenate(chunks, axis=1),
-                              self.net.quantization_channels).numpy()
+        audio = self.net.output_distribution.decode(np.concatenate(chunks, axis=1)).numpy()
         with writer.as_default(step=step):
             if self.references is None:
                 for key, row in zip(keys, audio):
