@@ -220,7 +220,7 @@ def prepare(args):
     """The restored network and what generation needs, or a ``ValueError`` naming the
     flag, file or value at fault; checks run before the model is built where they can."""
     from wavenet import checkpoints, generation
-    from wavenet.params import build_model, receptive_field
+    from wavenet.params import build_model, output_of, receptive_field
 
     if args.save_every and not args.wav_out_path:
         raise ValueError('--save_every needs --wav_out_path')
@@ -240,7 +240,7 @@ def prepare(args):
     clip = None
     if args.wav_seed is not None:
         clip = generation.load_clip(args.wav_seed, description['sample_rate'],
-                                    description['quantization_channels'],
+                                    output_of(description),
                                     receptive_field(description))
     net = build_model(description, description['gc_channels'], description['gc_cardinality'])
     if checkpoints.restore_model(net, prefix, averaged=args.ema):
@@ -269,11 +269,10 @@ def generate_audio(args, net, description, clip, utterances, rows, names, paths)
     import numpy as np
     import tensorflow as tf
 
-    from wavenet import generation, mu_law_decode
+    from wavenet import generation
     from wavenet.features import MelFeatures
     from wavenet.summaries import write_audio
 
-    quantization_channels = net.quantization_channels
     keys = [generation.stream_key(speaker or 0, stream) for _, speaker, stream in rows]
     speakers = None if args.gc_id is None else [speaker for _, speaker, _ in rows]
     seed = random.randrange(2 ** 31) if args.seed is None else args.seed
@@ -294,8 +293,8 @@ def generate_audio(args, net, description, clip, utterances, rows, names, paths)
             net, np.stack([padded[u] for u, _, _ in rows]), start.shape[1], features.silence)
 
     sample_rate = description['sample_rate']
-    pcm = generation.pcm_table(quantization_channels)
-    levels = mu_law_decode(np.arange(quantization_channels), quantization_channels).numpy()
+    pcm = net.output_distribution.pcm_table()
+    levels = net.output_distribution.decode(np.arange(net.output_distribution.codes)).numpy()
     heard = int(generation.SUMMARY_SECONDS * sample_rate)  # of each row, in TensorBoard
     # The wav holds the seed clip (not the artificial silence start) and what follows.
     prefix_codes = np.asarray(clip if clip is not None else [], np.int32)

@@ -20,11 +20,11 @@ from wavenet.generation import (
     UniformStreams,
     WavStream,
     generate,
-    pcm_table,
     start_waveform,
     stream_key,
     uniform_streams,
 )
+from wavenet.output import MuLawSoftmax
 from wavenet.params import LC_DEFAULTS, build_model, save_network_description
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,7 +66,7 @@ def test_uniform_streams_are_the_same_in_any_stretch():
 
 
 def test_pcm_table_is_the_decoded_codes_in_16_bits():
-    table = pcm_table(256)
+    table = MuLawSoftmax(256).pcm_table()
     assert table.dtype == np.int16 and table.shape == (256,)
     decoded = mu_law_decode(np.arange(256), 256).numpy()
     np.testing.assert_allclose(table / 2 ** 15, decoded, atol=1 / 2 ** 15)
@@ -164,7 +164,7 @@ def test_memory_does_not_grow_with_the_length(tmp_path):
         streams = UniformStreams(0, [0])
         start = start_waveform(net, streams(0, 1)[:, 0])
         writer = WavStream(str(tmp_path / 'out.wav'), RATE)
-        table = pcm_table(16)
+        table = MuLawSoftmax(16).pcm_table()
         gc.collect()
         tracemalloc.start()
         for codes in generate(net, start, lambda b, n: streams(b + 1, n), samples=samples):

@@ -16,6 +16,7 @@ import tensorflow as tf
 from wavenet import optimizer_factory
 from wavenet.checkpoints import create_checkpoint
 from wavenet.generation import load_clip
+from wavenet.output import MuLawSoftmax
 from wavenet.params import build_model, save_network_description
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,7 +80,8 @@ def test_several_speakers_with_seed_clip(files, tmp_path):
     assert result.stdout.strip().endswith(
         'Finished generating. The result can be viewed in TensorBoard.')
     assert sorted(os.listdir(tmp_path)) == ['logs', 'out_gc2.wav', 'out_gc5.wav']
-    clip = load_clip(str(files['seed']), 8000, 64, build_model(PARAMS).receptive_field)
+    clip = load_clip(str(files['seed']), 8000, MuLawSoftmax(64),
+                     build_model(PARAMS).receptive_field)
     for speaker in (2, 5):
         audio, sample_rate = soundfile.read(str(tmp_path / f'out_gc{speaker}.wav'))
         assert sample_rate == 8000 and audio.shape == (len(clip) + 250,)

@@ -18,6 +18,7 @@ from test_generate_cli import GC_CARDINALITY, GC_CHANNELS, PARAMS, audio_summari
 from wavenet import optimizer_factory
 from wavenet.checkpoints import create_checkpoint
 from wavenet.generation import UniformStreams, generate, load_clip, start_waveform
+from wavenet.output import MuLawSoftmax
 from wavenet.params import build_model, save_network_description
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,7 +52,7 @@ def test_the_wav_is_the_seed_then_the_drawn_codes_decoded(files, tmp_path):  # n
                           '--logdir', tmp_path / 'logs')
     assert result.returncode == 0, result.stderr
     net = restored(files['prefix'])
-    clip = load_clip(str(files['seed']), 8000, Q, net.receptive_field)
+    clip = load_clip(str(files['seed']), 8000, MuLawSoftmax(Q), net.receptive_field)
     streams = UniformStreams(8, [4])
     start = start_waveform(net, streams(0, 1)[:, 0], clip)
     codes = np.concatenate([c.numpy() for c in generate(
@@ -155,7 +156,7 @@ def test_an_unconditioned_network_with_a_short_seed(plain, files, tmp_path):  # 
     result = run_generate(plain, '--samples', 100, '--wav_seed', seed, '--wav_out_path', out,
                           '--logdir', tmp_path / 'logs')
     assert result.returncode == 0, result.stderr
-    clip = load_clip(str(seed), 8000, Q, 10 ** 6)
+    clip = load_clip(str(seed), 8000, MuLawSoftmax(Q), 10 ** 6)
     assert 0 < len(clip) < build_model(PLAIN).receptive_field
     audio = soundfile.read(str(out))[0]
     assert audio.shape == (len(clip) + 100,)

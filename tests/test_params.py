@@ -6,6 +6,7 @@ import pytest
 
 from wavenet.params import (
     OPTIONAL_DEFAULTS,
+    OUTPUT_DEFAULTS,
     build_model,
     load_network_description,
     load_params,
@@ -41,6 +42,14 @@ def test_default_params_are_the_originals():
                                    'alone needs 1.05e+06 GiB, more than this machine'),
     (dict(input_noise=-0.1), '"input_noise" must be a number in [0, 1)'),
     (dict(input_noise='a little'), '"input_noise" must be a number in [0, 1)'),
+    (dict(output_distribution='gaussian'), '"output_distribution" must be one of softmax, '
+                                           'mixture_of_logistics'),
+    (dict(output_distribution='mixture_of_logistics', quantization_channels=65536),
+     '"mixture_of_logistics" needs "scalar_input": true'),
+    (dict(output_distribution='mixture_of_logistics', scalar_input=True),
+     '"quantization_channels" must be 65536, got 256'),
+    (dict(mixture_components=0), '"mixture_components" must be a positive integer'),
+    (dict(log_scale_min='low'), '"log_scale_min" must be a number'),
 ])
 def test_bad_params_name_the_file_and_field(tmp_path, change, message):
     params = dict(ORIGINAL_DEFAULTS, **change)
@@ -80,7 +89,8 @@ def test_vocoder_params_and_their_description(tmp_path):
     path = tmp_path / 'vocoder.json'
     path.write_text(json.dumps(VOCODER))
     params = load_params(str(path))
-    assert params == dict(VOCODER, lc_n_fft=1024, lc_fmin=0, lc_fmax=None, input_noise=0.0)
+    assert params == dict(VOCODER, lc_n_fft=1024, lc_fmin=0, lc_fmax=None, input_noise=0.0,
+                          **OUTPUT_DEFAULTS)
     save_network_description(str(tmp_path), params)
     assert load_network_description(str(tmp_path)) == dict(params, gc_channels=None,
                                                            gc_cardinality=None)

@@ -16,6 +16,7 @@ import re
 import tensorflow as tf
 
 from .averaging import WeightAverage, holds_average
+from .output import MuLawSoftmax
 from .params import PARAM_FIELDS, load_network_description, load_params
 
 DEFAULT_PARAMS = './wavenet_params.json'
@@ -172,6 +173,13 @@ def check_checkpoint(prefix, description, source):
     """Raises a ``ValueError`` naming the field where ``description`` disagrees with the
     weight shapes in checkpoint ``prefix``."""
     found = _checkpoint_fields(prefix)
+    # The last layer's width is the output distribution's: the softmax's codes, or three
+    # numbers per logistic of a mixture.
+    width = found.pop('output_width')
+    if description.get('output_distribution', 'softmax') == 'softmax':
+        found['quantization_channels'] = width
+    else:
+        found['mixture_components'] = width / 3 if width % 3 else width // 3
     expected = dict(description, dilations=len(description['dilations']))
     for field, value in found.items():
         if expected.get(field) != value:
@@ -194,7 +202,7 @@ def _checkpoint_fields(prefix):
         'filter_width': filter_width, 'residual_channels': residual_channels,
         'dilation_channels': dilation_channels, 'dilations': len(layers),
         'skip_channels': shapes['layer0/skip'][2],
-        'quantization_channels': shapes['postprocessing/postprocess2'][2],
+        'output_width': shapes['postprocessing/postprocess2'][2],
         'use_biases': 'layer0/filter_bias' in shapes, 'scalar_input': input_channels == 1,
         'gc_channels': shapes['layer0/gc_filter'][1] if 'layer0/gc_filter' in shapes else None,
         'gc_cardinality': shapes['gc_embedding'][0] if 'gc_embedding' in shapes else None,
@@ -393,6 +401,10 @@ def load_tf1_weights(net, prefix):
     """Assigns the original toolkit's checkpoint ``prefix`` to ``net``'s weights. A missing
     variable, one the network does not explain, or a shape unlike the network's is a
     one-line ``ValueError`` naming the variable (and for a shape, the probable field)."""
+    if not isinstance(net.output_distribution, MuLawSoftmax):
+        raise ValueError(f'{prefix} is a checkpoint of the original toolkit, whose networks '
+                         'have the softmax output only, not "output_distribution": '
+                         f'"{net.output_distribution.name}"')
     reader = tf.train.load_checkpoint(prefix)
     found = reader.get_variable_to_shape_map()
     expected = tf1_variables(net)

@@ -11,7 +11,6 @@ features never sit in memory as per-sample rows; each step of the loop reads one
 """
 import concurrent.futures
 import contextlib
-import io
 import os
 import weakref
 
@@ -22,7 +21,6 @@ import tensorflow as tf
 from .audio_reader import load_audio, trim_silence
 from .cli import native_stderr_silenced
 from .features import frame_count
-from .ops import mu_law_decode, mu_law_encode
 
 # Samples per compiled call: small enough to show progress, large enough that the call
 # overhead (about a millisecond) is noise.
@@ -336,8 +334,9 @@ def _fast_loop(net):
 
 # -- files ---------------------------------------------------------------------------------
 
-def load_clip(path, sample_rate, quantization_channels, receptive_field):
-    """The codes of a seed clip: loaded, silence-trimmed, at most one receptive field."""
+def load_clip(path, sample_rate, output, receptive_field):
+    """The codes of a seed clip (``output``'s, a ``wavenet.output`` distribution): loaded,
+    silence-trimmed, at most one receptive field."""
     try:
         audio = load_audio(path, sample_rate)
     except Exception as e:  # soundfile and libsndfile raise several kinds
@@ -345,7 +344,7 @@ def load_clip(path, sample_rate, quantization_channels, receptive_field):
     audio = trim_silence(audio, SEED_SILENCE_THRESHOLD)
     if not audio.size:
         raise ValueError(f'{path} is silent (nothing above {SEED_SILENCE_THRESHOLD} RMS)')
-    return mu_law_encode(audio[:receptive_field], quantization_channels).numpy()
+    return output.encode(audio[:receptive_field]).numpy()
 
 
 def load_local_condition(features, lc_wav=None, lc_features=None):
@@ -409,12 +408,3 @@ class WavStream:
         with contextlib.suppress(OSError):
             os.remove(self.part)
 
-
-def pcm_table(quantization_channels):
-    """The 16-bit sample of every code, as soundfile (libsndfile) writes its
-    ``mu_law_decode`` to a wav, so that chunks become samples by one lookup."""
-    decoded = mu_law_decode(np.arange(quantization_channels), quantization_channels)
-    wav = io.BytesIO()
-    soundfile.write(wav, np.asarray(decoded), 8000, subtype='PCM_16', format='WAV')
-    wav.seek(0)
-    return soundfile.read(wav, dtype='int16')[0]

@@ -20,8 +20,8 @@ import keras
 import tensorflow as tf
 
 from . import features
-from .ops import causal_taps, conv_taps, mu_law_decode, pointwise
-from .output import MuLawSoftmax
+from . import output
+from .ops import causal_taps, conv_taps, pointwise
 
 _glorot = keras.initializers.GlorotUniform
 _zeros = keras.initializers.Zeros
@@ -224,7 +224,10 @@ class WaveNetModel(keras.Model):
         loss = net.loss(audio_batch)
 
     ``batch_size`` is kept for compatibility with the original; the batch size of every
-    call comes from its input.
+    call comes from its input. ``output_distribution``: ``'softmax'`` (the original's, over
+    ``quantization_channels`` mu-law codes) or ``'mixture_of_logistics'`` (of
+    ``mixture_components`` logistics over 16-bit samples, their log-scales at least
+    ``log_scale_min``; needs ``scalar_input``), see ``wavenet.output``.
     """
 
     def __init__(self, batch_size, dilations, filter_width, residual_channels,
@@ -232,7 +235,8 @@ class WaveNetModel(keras.Model):
                  use_biases=False, scalar_input=False, initial_filter_width=32,
                  histograms=False, global_condition_channels=None,
                  global_condition_cardinality=None, local_condition_channels=None,
-                 lc_upsample_scales=None, name='wavenet', **kwargs):
+                 lc_upsample_scales=None, output_distribution='softmax',
+                 mixture_components=10, log_scale_min=-7.0, name='wavenet', **kwargs):
         super().__init__(name=name, **kwargs)
         # Keras' Trainer keeps a `loss` attribute for compile(); here `loss` is the
         # original API's method, and the model is trained by an explicit step instead.
@@ -245,7 +249,11 @@ class WaveNetModel(keras.Model):
         self.skip_channels = skip_channels
         self.quantization_channels = quantization_channels
         # Everything that depends on what the network predicts (see wavenet.output).
-        self.output_distribution = MuLawSoftmax(quantization_channels)
+        self.output_distribution = output.from_description(
+            output_distribution, quantization_channels, mixture_components, log_scale_min)
+        if output_distribution != 'softmax' and not scalar_input:
+            raise ValueError(f'a {output_distribution} output needs scalar_input: a one-hot '
+                             f'input of {quantization_channels} codes would be far too wide')
         self.use_biases = use_biases
         self.scalar_input = scalar_input
         self.initial_filter_width = initial_filter_width
@@ -365,7 +373,7 @@ class WaveNetModel(keras.Model):
     def encode_codes(self, codes):
         """The network input for int codes ``[B, T]``: one-hot, or decoded audio if scalar."""
         if self.scalar_input:
-            return mu_law_decode(codes, self.quantization_channels)[..., tf.newaxis]
+            return self.output_distribution.decode(codes)[..., tf.newaxis]
         return tf.one_hot(codes, self.quantization_channels, dtype=tf.float32)
 
     @property

@@ -8,7 +8,10 @@ and the generation loops call these and nothing else, so another distribution (a
 logistics, say) is another class here and a description field that chooses it.
 """
 import dataclasses
+import io
+from typing import ClassVar
 
+import numpy as np
 import tensorflow as tf
 
 from .ops import mu_law_decode, mu_law_encode
@@ -20,9 +23,16 @@ class MuLawSoftmax:
     next sample. The network's outputs are the logits."""
     quantization_channels: int
 
+    name: ClassVar[str] = 'softmax'  # in the description's "output_distribution"
+
     @property
     def width(self):
         """Outputs per sample of the network's last layer."""
+        return self.quantization_channels
+
+    @property
+    def codes(self):
+        """How many codes a sample can take."""
         return self.quantization_channels
 
     @property
@@ -55,6 +65,16 @@ class MuLawSoftmax:
         distribution at ``uniform`` [B] in [0, 1)."""
         return sample_codes(self.distribution(outputs), temperature, uniform)
 
+    def pcm_table(self):
+        """The 16-bit sample of every code, as soundfile (libsndfile) writes its decoded
+        value to a wav, so that generated codes become a wav's samples by one lookup."""
+        import soundfile
+        wav = io.BytesIO()
+        soundfile.write(wav, self.decode(np.arange(self.codes)).numpy(), 8000,
+                        subtype='PCM_16', format='WAV')
+        wav.seek(0)
+        return soundfile.read(wav, dtype='int16')[0]
+
 
 def scale_temperature(proba, temperature):
     """``p' ∝ exp(log p / temperature)`` over the last axis, in float64."""
@@ -67,3 +87,114 @@ def sample_codes(proba, temperature, uniform):
     cdf = tf.cumsum(scale_temperature(proba, temperature), axis=-1)
     below = cdf <= tf.cast(uniform, tf.float64)[:, tf.newaxis] * cdf[:, -1:]
     return tf.minimum(tf.reduce_sum(tf.cast(below, tf.int32), axis=-1), proba.shape[-1] - 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class MixtureOfLogistics:
+    """A discretized mixture of ``components`` logistic distributions over 16-bit samples
+    (PixelCNN++, as Parallel WaveNet and r9y9/wavenet_vocoder use it). Code ``c`` in
+    ``[0, 65536)`` is the 16-bit sample ``c - 32768``, the value ``(c - 32768) / 32768``
+    and the bin of that width around it; the lowest and highest bins also take the tails
+    beyond them. The network's outputs are, per component, the logit of its weight, its
+    mean and its log-scale (bounded below by ``log_scale_min``)."""
+    components: int = 10
+    log_scale_min: float = -7.0
+
+    name: ClassVar[str] = 'mixture_of_logistics'
+    CODES: ClassVar[int] = 2 ** 16
+    HALF: ClassVar[int] = 2 ** 15
+
+    @property
+    def width(self):
+        return 3 * self.components
+
+    @property
+    def codes(self):
+        return self.CODES
+
+    @property
+    def silence(self):
+        return self.HALF
+
+    def encode(self, audio):
+        """Samples in [-1, 1] -> 16-bit codes, rounded to the nearest and clipped."""
+        scaled = tf.round(tf.cast(audio, tf.float32) * self.HALF)
+        return tf.cast(tf.clip_by_value(scaled, -self.HALF, self.HALF - 1), tf.int32) + self.HALF
+
+    def decode(self, codes):
+        return tf.cast(tf.convert_to_tensor(codes) - self.HALF, tf.float32) / self.HALF
+
+    def parameters(self, outputs, dtype=tf.float32):
+        """``(log weights, means, scales)`` of ``outputs`` [..., width], each [..., K]."""
+        outputs = tf.cast(outputs, dtype)
+        logits, means, log_scales = tf.split(outputs, 3, axis=-1)
+        log_scales = tf.maximum(log_scales, self.log_scale_min)
+        return tf.nn.log_softmax(logits, axis=-1), means, tf.exp(log_scales)
+
+    def log_likelihood(self, outputs, targets, dtype=tf.float32):
+        """``log P(target code)`` under ``outputs``, per target."""
+        log_weights, means, scales = self.parameters(outputs, dtype)
+        value = tf.cast(self.decode(targets), dtype)[..., tf.newaxis]
+        half_bin = 1.0 / self.HALF / 2
+        upper = (value + half_bin - means) / scales
+        lower = (value - half_bin - means) / scales
+        middle = (value - means) / scales
+        # log(sigmoid(upper) - sigmoid(lower)), and where the two are too close to subtract
+        # in float32, the density at the bin's centre times the bin's width.
+        in_bin = tf.sigmoid(upper) - tf.sigmoid(lower)
+        density = middle - tf.math.log(scales) - 2 * tf.nn.softplus(middle)
+        inside = tf.where(in_bin > 1e-5, tf.math.log(tf.maximum(in_bin, 1e-12)),
+                          density + tf.math.log(tf.cast(2 * half_bin, dtype)))
+        codes = tf.convert_to_tensor(targets)[..., tf.newaxis]
+        log_bin = tf.where(codes == 0, upper - tf.nn.softplus(upper),       # log sigmoid
+                           tf.where(codes == self.CODES - 1, -tf.nn.softplus(lower), inside))
+        return tf.reduce_logsumexp(log_weights + log_bin, axis=-1)
+
+    def loss(self, outputs, targets):
+        return -tf.reduce_mean(self.log_likelihood(outputs, targets))
+
+    def distribution(self, outputs):
+        """The probabilities of every 16-bit code, ``[..., 65536]`` float32 (from the
+        mixture's cumulative distribution at the bins' edges, in float64)."""
+        log_weights, means, scales = self.parameters(outputs, tf.float64)
+        edges = (tf.range(1, self.CODES, dtype=tf.float64) - self.HALF - 0.5) / self.HALF
+        cdf = tf.sigmoid((edges[:, tf.newaxis] - means[..., tf.newaxis, :])
+                         / scales[..., tf.newaxis, :])
+        shape = tf.concat([tf.shape(cdf)[:-2], [1, self.components]], axis=0)
+        cdf = tf.concat([tf.zeros(shape, tf.float64), cdf, tf.ones(shape, tf.float64)], axis=-2)
+        per_component = cdf[..., 1:, :] - cdf[..., :-1, :]
+        return tf.cast(tf.reduce_sum(per_component * tf.exp(log_weights)[..., tf.newaxis, :],
+                                     axis=-1), tf.float32)
+
+    def sample(self, outputs, temperature, uniform):
+        """One code per row, drawn with one uniform [B] per row: it picks a component by
+        the weights' cumulative sum, and what is left of it within that component's share,
+        again uniform, draws from the logistic by its inverse CDF. ``temperature`` below 1
+        sharpens, weights ∝ w^(1/T) and every scale times T (1: the mixture itself)."""
+        log_weights, means, scales = self.parameters(outputs, tf.float64)
+        temperature = tf.cast(temperature, tf.float64)
+        weights = tf.nn.softmax(log_weights / temperature, axis=-1)
+        cumulative = tf.cumsum(weights, axis=-1)
+        u = tf.cast(uniform, tf.float64)[:, tf.newaxis] * cumulative[:, -1:]
+        chosen = tf.minimum(tf.reduce_sum(tf.cast(cumulative <= u, tf.int32), axis=-1),
+                            self.components - 1)
+        below = tf.gather(cumulative - weights, chosen, batch_dims=1)
+        share = tf.gather(weights, chosen, batch_dims=1)
+        rest = tf.clip_by_value((u[:, 0] - below) / share, 1e-12, 1 - 1e-12)
+        value = (tf.gather(means, chosen, batch_dims=1) + tf.gather(scales, chosen, batch_dims=1)
+                 * temperature * (tf.math.log(rest) - tf.math.log1p(-rest)))
+        return self.encode(tf.cast(value, tf.float32))
+
+    def pcm_table(self):
+        """Every code's 16-bit sample: the code itself, offset."""
+        return (np.arange(self.CODES) - self.HALF).astype(np.int16)
+
+
+def from_description(output_distribution='softmax', quantization_channels=256,
+                     mixture_components=10, log_scale_min=-7.0):
+    """The output of a network description's fields."""
+    if output_distribution == MuLawSoftmax.name:
+        return MuLawSoftmax(quantization_channels)
+    if output_distribution == MixtureOfLogistics.name:
+        return MixtureOfLogistics(mixture_components, log_scale_min)
+    raise ValueError(f'unknown output distribution {output_distribution!r}')

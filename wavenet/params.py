@@ -3,6 +3,7 @@ import json
 import math
 import os
 
+from . import output
 from .model import WaveNetModel
 
 # Written into every training logdir, so generation can rebuild the same network.
@@ -25,7 +26,12 @@ LC_DEFAULTS = {
 # the network reads (never to the samples it predicts) in training, so that it learns to
 # rely on its conditioning rather than on a flawless past (see the README's vocoder).
 TRAINING_DEFAULTS = {'input_noise': 0.0}
-OPTIONAL_DEFAULTS = dict(LC_DEFAULTS, **TRAINING_DEFAULTS)
+# What the network predicts (wavenet.output): optional, and absent means the original's
+# softmax over quantization_channels mu-law codes.
+OUTPUT_DEFAULTS = {'output_distribution': 'softmax', 'mixture_components': 10,
+                   'log_scale_min': -7.0}
+OUTPUT_DISTRIBUTIONS = ('softmax', 'mixture_of_logistics')
+OPTIONAL_DEFAULTS = dict(LC_DEFAULTS, **TRAINING_DEFAULTS, **OUTPUT_DEFAULTS)
 # Every field a params file describes (the description adds gc_channels, gc_cardinality).
 PARAM_FIELDS = tuple(PARAM_TYPES) + tuple(OPTIONAL_DEFAULTS)
 
@@ -61,6 +67,7 @@ def load_params(path):
         if params.get(key) is None:
             params[key] = default
     _check_local_conditioning(path, params)
+    _check_output(path, params)
     noise = params['input_noise']
     if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0 <= noise < 1:
         raise ValueError(f'{path}: "input_noise" must be a number in [0, 1), got {noise!r}')
@@ -94,6 +101,27 @@ def _check_size(path, params):
 
 def _is_positive_int(value):
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_output(path, params):
+    kind = params['output_distribution']
+    if kind not in OUTPUT_DISTRIBUTIONS:
+        raise ValueError(f'{path}: "output_distribution" must be one of '
+                         f'{", ".join(OUTPUT_DISTRIBUTIONS)}, got {kind!r}')
+    if not _is_positive_int(params['mixture_components']):
+        raise ValueError(f'{path}: "mixture_components" must be a positive integer, got '
+                         f'{params["mixture_components"]!r}')
+    bound = params['log_scale_min']
+    if isinstance(bound, bool) or not isinstance(bound, int | float) or not math.isfinite(bound):
+        raise ValueError(f'{path}: "log_scale_min" must be a number, got {bound!r}')
+    if kind == 'mixture_of_logistics':
+        if not params['scalar_input']:
+            raise ValueError(f'{path}: "output_distribution": "mixture_of_logistics" needs '
+                             '"scalar_input": true (it reads the samples themselves)')
+        if params['quantization_channels'] != 2 ** 16:
+            raise ValueError(f'{path}: "output_distribution": "mixture_of_logistics" models '
+                             f'16-bit samples: "quantization_channels" must be 65536, got '
+                             f'{params["quantization_channels"]}')
 
 
 def _check_local_conditioning(path, params):
@@ -149,7 +177,15 @@ def build_model(params, gc_channels=None, gc_cardinality=None, histograms=False)
         global_condition_channels=gc_channels,
         global_condition_cardinality=gc_cardinality,
         local_condition_channels=params.get('lc_channels'),
-        lc_upsample_scales=params.get('lc_upsample_scales'))
+        lc_upsample_scales=params.get('lc_upsample_scales'),
+        **{field: params.get(field, default) for field, default in OUTPUT_DEFAULTS.items()})
+
+
+def output_of(params):
+    """The output distribution (``wavenet.output``) that ``params`` describe."""
+    return output.from_description(
+        quantization_channels=params['quantization_channels'],
+        **{field: params.get(field, default) for field, default in OUTPUT_DEFAULTS.items()})
 
 
 def save_network_description(logdir, params, gc_channels=None, gc_cardinality=None):
