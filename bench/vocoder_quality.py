@@ -5,8 +5,8 @@ four demo voices, in no training file; ``demo/make_corpus.sh`` makes them) by
 
 (a) each vocoder named (``generate.py CHECKPOINT --lc_wav ...``, all clips in one batch),
 (b) Griffin-Lim from the same mel spectrogram (librosa, 100 iterations, no training),
-(c) the recordings through the network's own quantization (mu-law, then decoded): the best
-    any vocoder of this output can do,
+(c) the recordings through the first vocoder's own codes (mu-law or 16-bit, then decoded):
+    the best any vocoder of that output can do,
 
 scored against the recordings by STOI (pystoi), wide-band PESQ (pesq), mel-cepstral
 distortion, F0 RMSE and voicing error (pyworld), means over the set (``wavenet.quality``).
@@ -32,16 +32,16 @@ sys.path.insert(0, ROOT)
 
 import soundfile  # noqa: E402
 
-from wavenet import mu_law_decode, mu_law_encode, quality  # noqa: E402
+from wavenet import quality  # noqa: E402
 from wavenet.audio_reader import load_audio  # noqa: E402
 from wavenet.features import MelFeatures  # noqa: E402
-from wavenet.params import load_network_description  # noqa: E402
+from wavenet.params import load_network_description, output_of  # noqa: E402
 
 
 def quantized(description, reference):
-    """The recording through ``description``'s mu-law codes and back."""
-    q = description['quantization_channels']
-    return mu_law_decode(mu_law_encode(reference, q), q).numpy()
+    """The recording through the codes of ``description``'s output and back."""
+    output = output_of(description)
+    return output.decode(output.encode(reference)).numpy()
 
 
 def copy_synthesis(checkpoint, clips, seed, ema='true'):
@@ -133,7 +133,7 @@ def main():
         candidates[names[vocoder, ema]] = judged(outputs)
     griffin = judged([quality.griffin_lim(features, r) for r in references])
     candidates['(b) Griffin-Lim, same mel spectrogram'] = griffin
-    candidates['(c) recordings through mu-law codes'] = judged(
+    candidates["(c) recordings through the first vocoder's codes"] = judged(
         [quantized(descriptions[0], r) for r in references])
     print(table(candidates))
     for key in rows:
