@@ -19,8 +19,8 @@ load_tensorflow()  # first, with TensorFlow's start-up logs muted
 import tensorflow as tf  # noqa: E402
 
 from wavenet import compilation_cache, distribution, optimizer_factory  # noqa: E402
-from wavenet.averaging import WeightAverage  # noqa: E402
 from wavenet.audio_reader import AudioReader, validation_pieces  # noqa: E402
+from wavenet.averaging import WeightAverage  # noqa: E402
 from wavenet.checkpoints import (  # noqa: E402
     check_network_description,
     create_checkpoint,

@@ -16,12 +16,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from wavenet import optimizer_factory  # noqa: E402
-from wavenet.generation import ConditioningRows, generate, start_waveform  # noqa: E402
-from wavenet.generation import uniform_streams  # noqa: E402
 from wavenet.features import MelFeatures  # noqa: E402
+from wavenet.generation import (  # noqa: E402
+    ConditioningRows,
+    generate,
+    start_waveform,
+    uniform_streams,  # noqa: E402
+)
 from wavenet.params import build_model  # noqa: E402
 from wavenet.training import make_train_step  # noqa: E402
 

@@ -19,8 +19,7 @@ import math
 import keras
 import tensorflow as tf
 
-from . import features
-from . import output
+from . import features, output
 from .ops import causal_taps, conv_taps, pointwise
 
 _glorot = keras.initializers.GlorotUniform

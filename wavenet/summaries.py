@@ -4,8 +4,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import generation, quality
-from .averaging import averaged_weights
 from .audio_reader import MIN_SILENCE_THRESHOLD, load_audio, trim_silence
+from .averaging import averaged_weights
 from .cli import native_stderr_silenced
 from .features import MelFeatures
 
