@@ -268,6 +268,9 @@ def add_bias(scope_name):
     (None, {'residual_channels': 16},
      'holds a network with residual_channels = 8, but '),
     (None, {'use_biases': False}, 'holds a network with use_biases = True, but '),
+    (None, {'output_distribution': 'mixture_of_logistics', 'scalar_input': True,
+            'quantization_channels': 65536},
+     'is a checkpoint of the original toolkit, whose networks have the softmax output only'),
 ])
 def test_a_checkpoint_unlike_the_description_is_a_one_line_error(tmp_path, change,
                                                                  params_change, message):
@@ -276,7 +279,7 @@ def test_a_checkpoint_unlike_the_description_is_a_one_line_error(tmp_path, chang
     described = dict(params, **params_change)
     (tmp_path / 'params.json').write_text(json.dumps(described))
     results = [convert(prefix, described, tmp_path, out=tmp_path / 'out')]
-    if 'layer2/gate' in message or 'residual_channels = 8' in message:
+    if 'layer2/gate' in message or 'residual_channels = 8' in message or 'softmax' in message:
         # generate.py loads through the same function; two cases show it reports the same.
         results.append(generate(prefix, tmp_path, f'--wavenet_params={tmp_path}/params.json'))
     for result in results:

@@ -172,11 +172,16 @@ def check_network_description(directory, params, gc_channels, gc_cardinality,
 def check_checkpoint(prefix, description, source):
     """Raises a ``ValueError`` naming the field where ``description`` disagrees with the
     weight shapes in checkpoint ``prefix``."""
+    kind = description.get('output_distribution', 'softmax')
+    if kind != 'softmax' and is_tf1_checkpoint(prefix):
+        raise ValueError(f'{prefix} is a checkpoint of the original toolkit, whose networks '
+                         f'have the softmax output only, but {source} says '
+                         f'"output_distribution": "{kind}"')
     found = _checkpoint_fields(prefix)
     # The last layer's width is the output distribution's: the softmax's codes, or three
     # numbers per logistic of a mixture.
     width = found.pop('output_width')
-    if description.get('output_distribution', 'softmax') == 'softmax':
+    if kind == 'softmax':
         found['quantization_channels'] = width
     else:
         found['mixture_components'] = width / 3 if width % 3 else width // 3
