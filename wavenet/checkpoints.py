@@ -173,10 +173,8 @@ def check_checkpoint(prefix, description, source):
     """Raises a ``ValueError`` naming the field where ``description`` disagrees with the
     weight shapes in checkpoint ``prefix``."""
     kind = description.get('output_distribution', 'softmax')
-    if kind != 'softmax' and is_tf1_checkpoint(prefix):
-        raise ValueError(f'{prefix} is a checkpoint of the original toolkit, whose networks '
-                         f'have the softmax output only, but {source} says '
-                         f'"output_distribution": "{kind}"')
+    if is_tf1_checkpoint(prefix):
+        _check_softmax_only(prefix, kind, f' ({source})')
     found = _checkpoint_fields(prefix)
     # The last layer's width is the output distribution's: the softmax's codes, or three
     # numbers per logistic of a mixture.
@@ -297,7 +295,7 @@ def restore_training(checkpoint, directory):
     print('  Restoring...', end='', flush=True)
     original = is_tf1_checkpoint(prefix)
     names = _variable_names(prefix)
-    with_optimizer = not original and _holds_optimizer(prefix)
+    with_optimizer = not original and any(name.startswith('optimizer/') for name in names)
     average = getattr(checkpoint, 'average', None)
     with_average = average is not None and holds_average(names)
     try:
@@ -327,10 +325,6 @@ def restore_training(checkpoint, directory):
 
 def _variable_names(prefix):
     return [name for name, _ in tf.train.list_variables(prefix)]
-
-
-def _holds_optimizer(prefix):
-    return any(name.startswith('optimizer/') for name in _variable_names(prefix))
 
 
 # -- the original toolkit's checkpoints ---------------------------------------------------
@@ -402,14 +396,19 @@ _DIMENSIONS = {
 }
 
 
+def _check_softmax_only(prefix, kind, source=''):
+    """Refuses another output than the softmax for the original toolkit's checkpoint."""
+    if kind != MuLawSoftmax.name:
+        raise ValueError(f'{prefix} is a checkpoint of the original toolkit, whose networks '
+                         f'have the softmax output only, not "output_distribution": '
+                         f'"{kind}"{source}')
+
+
 def load_tf1_weights(net, prefix):
     """Assigns the original toolkit's checkpoint ``prefix`` to ``net``'s weights. A missing
     variable, one the network does not explain, or a shape unlike the network's is a
     one-line ``ValueError`` naming the variable (and for a shape, the probable field)."""
-    if not isinstance(net.output_distribution, MuLawSoftmax):
-        raise ValueError(f'{prefix} is a checkpoint of the original toolkit, whose networks '
-                         'have the softmax output only, not "output_distribution": '
-                         f'"{net.output_distribution.name}"')
+    _check_softmax_only(prefix, net.output_distribution.name)
     reader = tf.train.load_checkpoint(prefix)
     found = reader.get_variable_to_shape_map()
     expected = tf1_variables(net)

@@ -177,15 +177,18 @@ def build_model(params, gc_channels=None, gc_cardinality=None, histograms=False)
         global_condition_channels=gc_channels,
         global_condition_cardinality=gc_cardinality,
         local_condition_channels=params.get('lc_channels'),
-        lc_upsample_scales=params.get('lc_upsample_scales'),
-        **{field: params.get(field, default) for field, default in OUTPUT_DEFAULTS.items()})
+        lc_upsample_scales=params.get('lc_upsample_scales'), **_output_fields(params))
 
 
 def output_of(params):
     """The output distribution (``wavenet.output``) that ``params`` describe."""
-    return output.from_description(
-        quantization_channels=params['quantization_channels'],
-        **{field: params.get(field, default) for field, default in OUTPUT_DEFAULTS.items()})
+    return output.from_description(quantization_channels=params['quantization_channels'],
+                                   **_output_fields(params))
+
+
+def _output_fields(params):
+    """The output fields of ``params``, their defaults where a dict lacks them."""
+    return {field: params.get(field, default) for field, default in OUTPUT_DEFAULTS.items()}
 
 
 def save_network_description(logdir, params, gc_channels=None, gc_cardinality=None):
