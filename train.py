@@ -47,8 +47,10 @@ from wavenet.params import (  # noqa: E402
 )
 from wavenet.summaries import Sampler  # noqa: E402
 from wavenet.training import (  # noqa: E402
+    SCHEDULES,
     TrainingDiverged,
     WorkerLost,
+    learning_rate_schedule,
     make_train_step,
     make_validation,
     train,
@@ -101,6 +103,10 @@ def get_arguments():
                         help='Number of training steps. Default: ' + str(NUM_STEPS) + '.')
     parser.add_argument('--learning_rate', type=positive(float), default=LEARNING_RATE,
                         help='Learning rate for training. Default: ' + str(LEARNING_RATE) + '.')
+    parser.add_argument('--learning_rate_schedule', default='constant', choices=SCHEDULES,
+                        help='constant: --learning_rate throughout (the original); cosine: '
+                             'from --learning_rate down to a thirtieth of it at the last of '
+                             '--num_steps, along half a cosine. Default: constant.')
     parser.add_argument('--wavenet_params', type=str, default=WAVENET_PARAMS,
                         help='JSON file with the network parameters. Default: '
                         + WAVENET_PARAMS + '.')
@@ -313,7 +319,9 @@ def main(argv=None):
               if chief and held_out else None,
               sampler=Sampler.for_corpus(net, params, reader, args.sample_seconds,
                                          args.silence_threshold, average)
-              if chief and args.sample_every else None, sample_every=args.sample_every)
+              if chief and args.sample_every else None, sample_every=args.sample_every,
+              learning_rate=learning_rate_schedule(args.learning_rate_schedule,
+                                                   args.learning_rate, args.num_steps))
     except (TrainingDiverged, WorkerLost) as e:
         fail(parser.prog, e, status=1)
     except ValueError as e:  # a corpus in which no file was usable

@@ -167,6 +167,18 @@ def test_learning_rate_flag_wins_over_the_restored_one(trained, corpus, tmp_path
     assert saved == pytest.approx(0.25)
 
 
+def test_a_cosine_schedule_takes_the_rate_down_to_its_floor(train_main, corpus, tmp_path):
+    """--learning_rate_schedule=cosine: the rate of step s (kept in its checkpoint) is half
+    a cosine from --learning_rate at step 0 to a thirtieth of it at the last step."""
+    train_main(train_flags(corpus, '--logdir=logdir', '--num_steps=5', '--checkpoint_every=2',
+                           '--learning_rate=0.1', '--learning_rate_schedule=cosine'))
+    for step in (0, 2, 4):
+        saved = tf.train.load_variable(str(tmp_path / 'logdir' / f'model.ckpt-{step}'),
+                                       'optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE')
+        floor = 0.1 / 30
+        assert saved == pytest.approx(floor + (0.1 - floor) * (1 + np.cos(np.pi * step / 4)) / 2)
+
+
 def test_restore_from_elsewhere_starts_at_step_zero_in_a_new_logdir(trained, corpus, tmp_path):
     source = shutil.copytree(trained[0], tmp_path / 'source')
     before = {path: path.stat().st_mtime_ns for path in source.rglob('*')}
@@ -223,6 +235,8 @@ def test_resume_restores_the_weights_themselves(trained, corpus, tmp_path):
     (['--momentum=2'], 'argument --momentum: must be between 0 and 1, got 2.0'),
     (['--histograms=yes'], "argument --histograms: expected true or false, got 'yes'"),
     (['--optimizer=adagrad'], "argument --optimizer: invalid choice: 'adagrad'"),
+    (['--learning_rate_schedule=linear'],
+     "argument --learning_rate_schedule: invalid choice: 'linear'"),
     (['--restore_from=nowhere'], '--restore_from nowhere: no checkpoint found there'),
 ])
 def test_bad_flags_are_one_line_errors(train_main, corpus, tmp_path, capsys, flags, message):

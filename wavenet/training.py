@@ -73,6 +73,27 @@ def make_validation(net, pieces):
     return validation_loss
 
 
+SCHEDULES = ('constant', 'cosine')
+# A cosine schedule ends at this fraction of the initial rate, not at zero: its last steps
+# still learn, and the weight average follows them.
+COSINE_FLOOR = 1 / 30
+
+
+def learning_rate_schedule(name, initial, num_steps):
+    """The learning rate of every step: ``constant`` (the original's), or ``cosine``: half
+    a cosine from ``initial`` at step 0 down to ``COSINE_FLOOR * initial`` at the last
+    step, ``num_steps - 1`` (a function of the step alone, so a resumed training takes up
+    the same curve)."""
+    if name == 'constant':
+        return lambda step: initial
+
+    def cosine(step):
+        progress = min(step / max(num_steps - 1, 1), 1.0)
+        return initial * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi
+                                                                               * progress)))
+    return cosine
+
+
 class TrainingDiverged(RuntimeError):
     """The loss (or a weight) stopped being finite; nothing after the last good checkpoint
     was saved."""
@@ -130,7 +151,7 @@ _LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededErr
 
 def train(train_step, batches, manager, writer, first_step, num_steps, checkpoint_every,
           gc_enabled=False, histograms=False, store_metadata=False, strategy=None,
-          chief=True, validation=None, sampler=None, sample_every=0):
+          chief=True, validation=None, sampler=None, sample_every=0, learning_rate=None):
     """Runs steps ``first_step .. num_steps - 1`` on ``batches`` (an iterator of
     ``(audio, gc_ids)``, or ``(audio, gc_ids, frames)`` for a vocoder), logging to
     ``writer`` and saving through ``manager`` every ``checkpoint_every`` steps, on the last
@@ -143,7 +164,9 @@ def train(train_step, batches, manager, writer, first_step, num_steps, checkpoin
 
     ``validation`` (of ``make_validation``) runs with every periodic checkpoint: its loss is
     printed and logged as ``validation_loss``. ``sampler`` (a ``summaries.Sampler``) writes
-    generated audio every ``sample_every`` steps and after the last step."""
+    generated audio every ``sample_every`` steps and after the last step.
+    ``learning_rate`` (a function of the step, see ``learning_rate_schedule``) sets the
+    optimizer's rate before every step; ``None`` leaves it as it is."""
     strategy = strategy or tf.distribute.get_strategy()
     net = manager.checkpoint.model
     spec = getattr(batches, 'element_spec', None)
@@ -159,6 +182,8 @@ def train(train_step, batches, manager, writer, first_step, num_steps, checkpoin
         with stop_requests() as stop:
             for step in range(first_step, num_steps):
                 start_time = time.perf_counter()
+                if learning_rate is not None:
+                    manager.checkpoint.optimizer.learning_rate.assign(learning_rate(step))
                 batch = next(batches, None)
                 if batch is None:
                     raise ValueError('no usable audio: every file in the corpus was skipped')
