@@ -220,7 +220,7 @@ def prepare(args):
     """The restored network and what generation needs, or a ``ValueError`` naming the
     flag, file or value at fault; checks run before the model is built where they can."""
     from wavenet import checkpoints, generation
-    from wavenet.params import build_model, output_of, receptive_field
+    from wavenet.params import build_model, receptive_field, sample_coding_of
 
     if args.save_every and not args.wav_out_path:
         raise ValueError('--save_every needs --wav_out_path')
@@ -240,7 +240,7 @@ def prepare(args):
     clip = None
     if args.wav_seed is not None:
         clip = generation.load_clip(args.wav_seed, description['sample_rate'],
-                                    output_of(description),
+                                    sample_coding_of(description),
                                     receptive_field(description))
     net = build_model(description, description['gc_channels'], description['gc_cardinality'])
     if checkpoints.restore_model(net, prefix, averaged=args.ema):
@@ -293,8 +293,8 @@ def generate_audio(args, net, description, clip, utterances, rows, names, paths)
             net, np.stack([padded[u] for u, _, _ in rows]), start.shape[1], features.silence)
 
     sample_rate = description['sample_rate']
-    pcm = net.output_distribution.pcm_table()
-    levels = net.output_distribution.decode(np.arange(net.output_distribution.codes)).numpy()
+    pcm = net.sample_coding.pcm_table()
+    levels = net.sample_coding.decode(np.arange(net.sample_coding.codes)).numpy()
     heard = int(generation.SUMMARY_SECONDS * sample_rate)  # of each row, in TensorBoard
     # The wav holds the seed clip (not the artificial silence start) and what follows.
     prefix_codes = np.asarray(clip if clip is not None else [], np.int32)

@@ -5,8 +5,9 @@ four demo voices, in no training file; ``demo/make_corpus.sh`` makes them) by
 
 (a) each vocoder named (``generate.py CHECKPOINT --lc_wav ...``, all clips in one batch),
 (b) Griffin-Lim from the same mel spectrogram (librosa, 100 iterations, no training),
-(c) the recordings through the first vocoder's own codes (mu-law or 16-bit, then decoded):
-    the best any vocoder of that output can do,
+(c) the recordings through the first vocoder's own codes (mu-law or 16-bit, then decoded;
+    with linear prediction, their excitation's codes added back to the predictions): the
+    best any vocoder of that output can do,
 
 scored against the recordings by STOI (pystoi), wide-band PESQ (pesq), mel-cepstral
 distortion, F0 RMSE and voicing error (pyworld), means over the set (``wavenet.quality``).
@@ -30,26 +31,49 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import numpy as np  # noqa: E402
+import scipy.signal  # noqa: E402
 import soundfile  # noqa: E402
 
-from wavenet import quality  # noqa: E402
+from wavenet import lpc, quality  # noqa: E402
 from wavenet.audio_reader import load_audio  # noqa: E402
 from wavenet.features import MelFeatures  # noqa: E402
-from wavenet.params import load_network_description, output_of  # noqa: E402
+from wavenet.params import (  # noqa: E402
+    linear_prediction_of,
+    load_network_description,
+    output_of,
+)
 
 
 def quantized(description, reference):
-    """The recording through the codes of ``description``'s output and back."""
+    """The recording through the codes of ``description``'s output and back; with linear
+    prediction, its excitation's codes added back to the predictions (the filter of each
+    frame's coefficients run over them)."""
     output = output_of(description)
-    return output.decode(output.encode(reference)).numpy()
+    prediction = linear_prediction_of(description)
+    if prediction is None:
+        return output.decode(output.encode(reference)).numpy()
+    hop = prediction.features.hop_length
+    coefficients = prediction.coefficients(prediction.features(reference)).numpy()
+    rows = prediction.per_sample(coefficients[None], hop)[:, :len(reference)]
+    excitation = output.decode(lpc.excitation_codes(output, reference[None], rows)).numpy()[0]
+    audio, past = [], np.zeros(prediction.order)
+    for frame, (first, last) in enumerate(zip(range(0, len(reference), hop),
+                                              range(hop, len(reference) + hop, hop))):
+        denominator = np.concatenate([[1], -coefficients[frame]])
+        state = scipy.signal.lfiltic([1], denominator, past[::-1])
+        samples, _ = scipy.signal.lfilter([1], denominator, excitation[first:last], zi=state)
+        audio.append(samples)
+        past = np.concatenate([past, samples])[-prediction.order:]
+    return np.concatenate(audio)
 
 
-def copy_synthesis(checkpoint, clips, seed, ema='true'):
+def copy_synthesis(checkpoint, clips, seed, ema='true', temperature=1.0):
     """Runs generate.py as a user would, every clip in one batch; one wav per clip."""
     with tempfile.TemporaryDirectory() as scratch:
         out = os.path.join(scratch, 'copy.wav')
         flags = [checkpoint, '--seed', str(seed), '--wav_out_path', out, '--logdir', scratch,
-                 '--ema', ema]
+                 '--ema', ema, '--temperature', str(temperature)]
         for clip in clips:
             flags += ['--lc_wav', clip]
         result = subprocess.run([sys.executable, os.path.join(ROOT, 'generate.py'), *flags],
@@ -104,6 +128,8 @@ def main():
     parser.add_argument('--clips', default=os.path.join(ROOT, 'demo', 'heldout'),
                         help='folder of held-out recordings')
     parser.add_argument('--seed', default=1, type=int, help='generate.py --seed')
+    parser.add_argument('--temperature', default=1.0, type=float,
+                        help='generate.py --temperature')
     parser.add_argument('--ema', default='true', choices=['true', 'false', 'both'],
                         help="generate.py --ema: a checkpoint's averaged weights (when it "
                              "holds them), its own, or both, a row each")
@@ -129,7 +155,7 @@ def main():
     names = {(v, ema): f'(a) vocoder {v}' + (f', --ema {ema}' if args.ema == 'both' else '')
              for v, ema in rows}
     for vocoder, ema in rows:
-        outputs = copy_synthesis(vocoder, clips, args.seed, ema)
+        outputs = copy_synthesis(vocoder, clips, args.seed, ema, args.temperature)
         candidates[names[vocoder, ema]] = judged(outputs)
     griffin = judged([quality.griffin_lim(features, r) for r in references])
     candidates['(b) Griffin-Lim, same mel spectrogram'] = griffin

@@ -191,14 +191,18 @@ def test_conditioning_rows_put_silence_before_the_frames():
     np.testing.assert_array_equal(rows, upsampled[:, 24 - 20 + 1:24 + 40 + 1])
 
 
-@pytest.mark.parametrize('scales', [[2, 4], [1, 3], [4, 4, 4, 4]])
-def test_conditioning_rows_a_stretch_at_a_time_equal_the_whole(scales):
+@pytest.mark.parametrize('scales, context', [([2, 4], 0), ([1, 3], 0), ([4, 4, 4, 4], 0),
+                                            ([2, 4], 5)])
+def test_conditioning_rows_a_stretch_at_a_time_equal_the_whole(scales, context):
     """Any stretch of rows, at the start, in the middle, across the end, is what upsampling
-    every frame at once gives; and each stretch upsamples only frames near it, so an hour
-    of conditioning never sits in memory upsampled."""
-    net = small_net(local_condition_channels=3, lc_upsample_scales=scales)
+    every frame at once gives (also through a context network over neighbouring frames);
+    and each stretch upsamples only frames near it, so an hour of conditioning never sits
+    in memory upsampled."""
+    net = small_net(local_condition_channels=3, lc_upsample_scales=scales,
+                    lc_context_channels=context)
     hop = net.lc_hop_length
-    for layer_weight in net.lc_upsampling.weights:  # smoothing far from a plain average
+    weights = net.lc_upsampling.weights + (net.lc_context.weights if context else [])
+    for layer_weight in weights:  # smoothing far from a plain average, context far from 0
         layer_weight.assign(np.random.default_rng(5).uniform(0, 1, layer_weight.shape))
     features = MelFeatures(8000, 3, hop)
     frames = np.random.default_rng(6).uniform(-11, 2, (2, 40, 3)).astype(np.float32)
@@ -215,7 +219,25 @@ def test_conditioning_rows_a_stretch_at_a_time_equal_the_whole(scales):
                          (17 * hop - 1, 3 * hop + 2), (start + samples - 5, 5)]:
         np.testing.assert_allclose(rows(begin, count), whole[:, begin:begin + count],
                                    rtol=0, atol=1e-6)
-    assert upsampled[2] <= 1 + 2 * (len(scales) + 1) + 1  # a hop's rows: a few frames
+    assert upsampled[2] <= 1 + 2 * (len(scales) + 1 + bool(context)) + 1  # a few frames
+
+
+def test_a_context_network_starts_as_the_identity():
+    """Its last layer starts at zero: a new vocoder with one upsamples its frames as one
+    without; once that layer moves, each frame hears its two neighbours."""
+    frames = np.random.default_rng(7).uniform(-11, 2, (1, 6, 3)).astype(np.float32)
+    arguments = dict(batch_size=1, dilations=[1, 2], filter_width=2, residual_channels=4,
+                     dilation_channels=4, skip_channels=4, quantization_channels=Q,
+                     use_biases=True, local_condition_channels=3, lc_upsample_scales=[2, 4])
+    plain = WaveNetModel(**arguments)
+    net = WaveNetModel(**arguments, lc_context_channels=4)
+    np.testing.assert_allclose(net.upsample_local_condition(frames),
+                               plain.upsample_local_condition(frames), atol=1e-6)
+    net.lc_context.kernel_out.assign(np.ones(net.lc_context.kernel_out.shape))
+    changed = frames.copy()
+    changed[0, 2] += 1  # frame 2 moves the context's frames 1 to 3, and no others
+    difference = np.abs(net.lc_context(changed).numpy() - net.lc_context(frames).numpy())
+    np.testing.assert_array_equal(difference[0].sum(axis=1) > 0, [0, 1, 1, 1, 0, 0])
 
 
 def test_chunks_carry_the_state():

@@ -90,7 +90,7 @@ def test_vocoder_params_and_their_description(tmp_path):
     path.write_text(json.dumps(VOCODER))
     params = load_params(str(path))
     assert params == dict(VOCODER, lc_n_fft=1024, lc_fmin=0, lc_fmax=None, input_noise=0.0,
-                          **OUTPUT_DEFAULTS)
+                          lc_context_channels=0, lpc_order=0, **OUTPUT_DEFAULTS)
     save_network_description(str(tmp_path), params)
     assert load_network_description(str(tmp_path)) == dict(params, gc_channels=None,
                                                            gc_cardinality=None)
@@ -112,6 +112,16 @@ def test_vocoder_params_and_their_description(tmp_path):
     (dict(lc_fmin=-1), '"lc_fmin" must be a number in [0, 8000)'),
     (dict(lc_fmax=9000), '"lc_fmax" must be null or a number in (0, 8000]'),
     (dict(lc_fmin=500, lc_fmax=400), '"lc_fmax" must be null or a number in (500, 8000]'),
+    (dict(lpc_order=-1), '"lpc_order" must be a non-negative integer, got -1'),
+    (dict(lpc_order=True), '"lpc_order" must be a non-negative integer, got True'),
+    (dict(lpc_order=512), '"lpc_order" (512) must be below half of "lc_n_fft" (1024)'),
+    (dict(lpc_order=16, lc_channels=None, lc_hop_length=None, lc_upsample_scales=None),
+     '"lpc_order" needs a vocoder'),
+    (dict(lpc_order=16, output_distribution='mixture_of_logistics', scalar_input=True,
+          quantization_channels=65536), '"lpc_order" needs the softmax output'),
+    (dict(lc_context_channels=1.5), '"lc_context_channels" must be a non-negative integer'),
+    (dict(lc_context_channels=64, lc_channels=None, lc_hop_length=None,
+          lc_upsample_scales=None), '"lc_context_channels" needs a vocoder'),
 ])
 def test_bad_vocoder_params_name_the_field(tmp_path, change, message):
     path = tmp_path / 'params.json'

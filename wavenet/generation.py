@@ -18,6 +18,7 @@ import numpy as np
 import soundfile
 import tensorflow as tf
 
+from . import lpc
 from .audio_reader import load_audio, trim_silence
 from .cli import native_stderr_silenced
 from .features import frame_count
@@ -75,7 +76,7 @@ def start_waveform(net, uniform, clip=None):
     random code per row, drawn with ``uniform`` [B] (the original's start). A vocoder
     starts from silence alone, as each of its training pieces did: a random code would be a
     click that its features never described."""
-    silence = net.output_distribution.silence
+    silence = net.sample_coding.silence
     if clip is None and net.local_condition_channels is not None:
         return tf.fill([len(uniform), net.receptive_field], silence)
     if clip is None:
@@ -112,8 +113,10 @@ class ConditioningRows:
         self.frames = np.concatenate([padding[0], frames, padding[1]], axis=1)
         self.origin = before * self.hop - start_length + 1  # the frames' row of row 0
         # Every upsampling scale mixes rows at most one row (of its input) apart, so the
-        # rows of a stretch depend on frames at most this many away from it.
-        self.margin = len(net.lc_upsampling.scales) + 1
+        # rows of a stretch depend on frames at most this many away from it
+        # (and the context network, when there is one, one frame more).
+        self.margin = len(net.lc_upsampling.scales) + 1 + bool(net.lc_context_channels)
+        self._coefficients = None
 
     def __call__(self, begin, count):
         first = self.origin + begin
@@ -121,6 +124,16 @@ class ConditioningRows:
         high = min(-(-(first + count) // self.hop) + self.margin, self.frames.shape[1])
         rows = self.net.upsample_local_condition(self.frames[:, low:high])
         return rows[:, first - low * self.hop:first - low * self.hop + count]
+
+    def coefficients(self, begin, count):
+        """The linear prediction coefficients ``[B, count, order]`` of the samples that
+        rows ``[begin, begin + count)`` condition (a network with ``lpc_order``)."""
+        if self._coefficients is None:
+            self._coefficients = self.net.linear_prediction.coefficients(self.frames)
+        first = self.origin + begin
+        frames = np.arange(first, first + count) // self.hop
+        return tf.gather(self._coefficients, np.minimum(frames, self.frames.shape[1] - 1),
+                         axis=1)
 
 
 def conditioning_rows(net, frames, start_length, samples, silence):
@@ -160,19 +173,25 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
 
         def rows_of(begin, count):
             return rows[:, begin:begin + count]
+    coefficients_of = None
+    if net.linear_prediction is not None:
+        if not isinstance(local_condition, ConditioningRows):
+            raise ValueError('a network with linear prediction generates from a '
+                             'ConditioningRows (its coefficients come from the frames)')
+        coefficients_of = local_condition.coefficients
     gc_embedding = net.embed_global_condition(global_condition)
     if fast:
         loop = _fast_loop(net)
         batch = start.shape[0]
-        silence = net.output_distribution.silence
+        silence = net.sample_coding.silence
         # The start codes go to the loop as forced codes (pushed, not drawn), whole chunks
         # of them, preceded by silence (with a vocoder's first conditioning row).
         lead = -begun % chunk
         start = tf.pad(start, [[0, 0], [lead, 0]], constant_values=silence)
 
-        def chunk_rows(first):
-            """The conditioning of pushed codes ``[first, first + chunk)``, counted from
-            the silence before the start."""
+        def chunk_rows(first, rows_of):
+            """The conditioning (``rows_of``'s rows) of pushed codes ``[first, first +
+            chunk)``, counted from the silence before the start."""
             if rows_of is None:
                 return None
             begin = max(first - lead, 0)
@@ -188,7 +207,8 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
         settled = (lead + _silent_length(start[:, lead:], start_rows, silence)) // chunk * chunk
         steady_projection = None if rows_of is None else \
             net.project_local_condition(rows_of(0, 1))
-        groups = [_RowGroup(net, group, silence, gc_embedding, steady_projection)
+        steady_coefficients = None if coefficients_of is None else coefficients_of(0, 1)
+        groups = [_RowGroup(net, group, gc_embedding, steady_projection, steady_coefficients)
                   for group in _row_groups(batch)]
         draw = tf.fill([batch, chunk], -1)
         silent = tf.zeros([batch, chunk], tf.float64)
@@ -200,8 +220,10 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
         def submit(first, forced, draws):
             """Starts the chunk of pushed codes ``[first, first + chunk)`` on every row
             group; returns a function that waits for its codes."""
-            lc_rows = chunk_rows(first)
-            runs = [thread.submit(group.run, loop, forced, draws, temperature, lc_rows)
+            lc_rows = chunk_rows(first, rows_of)
+            lpc_rows = chunk_rows(first, coefficients_of)
+            runs = [thread.submit(group.run, loop, forced, draws, temperature, lc_rows,
+                                  lpc_rows)
                     for thread, group in zip(threads, groups)]
             return lambda: tf.concat([run.result() for run in runs], axis=0)
 
@@ -228,23 +250,48 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
             for thread in threads:
                 thread.shutdown()
     else:
-        window = start[:, -net.receptive_field:]
-        for begin in range(0, samples, chunk):
-            draws = draws_of(begin, min(chunk, samples - begin))
-            # The rows of this chunk's windows (a receptive field before each sample).
-            first = max(begun + begin - net.receptive_field, 0)
-            rows = None if rows_of is None else \
-                rows_of(first, begun + begin + draws.shape[1] - first)
-            codes = []
-            for t in range(begin, begin + draws.shape[1]):
-                position = begun + t  # of the sample being drawn
-                window_rows = None if rows is None else \
-                    rows[:, max(position - net.receptive_field, 0) - first:position - first]
-                outputs = net._window(window, gc_embedding, window_rows)
-                codes.append(net.output_distribution.sample(outputs, temperature,
-                                                            draws[:, t - begin]))
-                window = tf.concat([window[:, 1:], codes[-1][:, tf.newaxis]], axis=1)
-            yield tf.stack(codes, axis=1)
+        yield from _slow_loop(net, start, draws_of, samples, gc_embedding, temperature, chunk,
+                              rows_of, coefficients_of)
+
+
+def _slow_loop(net, start, draws_of, samples, gc_embedding, temperature, chunk, rows_of,
+               coefficients_of):
+    """``generate``'s slow path: every sample from the whole network over the last
+    receptive field of its input, as the original's slow path; chunk by chunk."""
+    output = net.output_distribution
+    begun, field = start.shape[1], net.receptive_field
+    window = start[:, -field:]  # the sample codes
+    heard = window  # what the network reads of them
+    if coefficients_of is not None:
+        # Their excitation, predicted as the fast loop predicts it: from silence before
+        # the start, and the first row's coefficients for the first sample.
+        rows = coefficients_of(0, begun)
+        rows = tf.concat([rows[:, :1], rows[:, :-1]], axis=1)
+        coding = net.sample_coding
+        heard = lpc.excitation_codes(output, coding.decode(start), rows,
+                                     before=coding.decode(coding.silence))[:, -field:]
+    for begin in range(0, samples, chunk):
+        draws = draws_of(begin, min(chunk, samples - begin))
+        # The rows of this chunk's windows (a receptive field before each sample).
+        first = max(begun + begin - field, 0)
+        rows = None if rows_of is None else \
+            rows_of(first, begun + begin + draws.shape[1] - first)
+        codes = []
+        for t in range(begin, begin + draws.shape[1]):
+            position = begun + t  # of the sample being drawn
+            window_rows = None if rows is None else \
+                rows[:, max(position - field, 0) - first:position - first]
+            outputs = net._window(heard, gc_embedding, window_rows)
+            code = pushed = output.sample(outputs, temperature, draws[:, t - begin])
+            if coefficients_of is not None:
+                past = net.sample_coding.decode(window[:, -net.linear_prediction.order:])
+                prediction = lpc.predict(past, coefficients_of(position - 1, 1))[:, 0]
+                code, pushed = lpc.next_codes(output, tf.fill(tf.shape(code), -1), code,
+                                              prediction)
+            codes.append(code)
+            window = tf.concat([window[:, 1:], code[:, tf.newaxis]], axis=1)
+            heard = tf.concat([heard[:, 1:], pushed[:, tf.newaxis]], axis=1)
+        yield tf.stack(codes, axis=1)
 
 
 def _row_groups(batch):
@@ -274,17 +321,26 @@ class _RowGroup:
     """The generation state of some batch rows, carried from chunk to chunk; it starts in
     the steady state of endless silence."""
 
-    def __init__(self, net, rows, silence, gc_embedding, lc_projection):
+    def __init__(self, net, rows, gc_embedding, lc_projection, coefficients=None):
         self.rows = rows
         self.gc_embedding = None if gc_embedding is None else gc_embedding[rows]
+        # The network's input of silence (with linear prediction, an excitation of zero).
         self.outputs, self.state = net.steady_state(
-            tf.fill([rows.stop - rows.start], silence), self.gc_embedding,
-            None if lc_projection is None else lc_projection[rows])
+            tf.fill([rows.stop - rows.start], net.output_distribution.silence),
+            self.gc_embedding, None if lc_projection is None else lc_projection[rows])
+        # With linear prediction: the last samples and the prediction of the next one.
+        self.prediction_state = ()
+        if coefficients is not None:
+            samples = net.sample_coding
+            past = tf.fill([rows.stop - rows.start, net.linear_prediction.order],
+                           samples.decode(samples.silence))
+            self.prediction_state = (past, lpc.predict(past, coefficients[rows])[:, 0])
 
-    def run(self, loop, forced, noise, temperature, lc_rows):
-        codes, self.outputs, self.state = loop.run(
+    def run(self, loop, forced, noise, temperature, lc_rows, lpc_rows):
+        codes, self.outputs, self.state, self.prediction_state = loop.run(
             self.outputs, self.state, self.gc_embedding, forced[self.rows], noise[self.rows],
-            temperature, None if lc_rows is None else lc_rows[self.rows])
+            temperature, None if lc_rows is None else lc_rows[self.rows],
+            self.prediction_state, None if lpc_rows is None else lpc_rows[self.rows])
         return codes
 
 
@@ -295,30 +351,46 @@ class _FastLoop:
 
     def __init__(self, net):
         @tf.function(jit_compile=True, autograph=False)
-        def run(outputs, state, gc_embedding, forced, noise, temperature, lc_rows=None):
+        def run(outputs, state, gc_embedding, forced, noise, temperature, lc_rows=None,
+                prediction_state=(), lpc_rows=None):
             """Pushes one code per row and step: ``forced`` [B, n] where it is >= 0, else
             one drawn from the distribution of ``outputs`` with ``noise`` [B, n]; returns
-            the codes pushed."""
+            the codes pushed. With linear prediction, ``prediction_state`` holds the last
+            samples and the next one's prediction, ``lpc_rows`` [B, n, order] the
+            coefficients of the sample after each pushed code."""
             # The whole chunk's conditioning, projected into every layer in one matmul, time
             # first: XLA miscompiled the step's row taken as lc_projection[:, t:t + 1].
             lc_projection = None if lc_rows is None else tf.transpose(
                 net.project_local_condition(lc_rows), [1, 0, 2])
+            coefficients = None if lpc_rows is None else tf.transpose(lpc_rows, [1, 0, 2])
             steps = noise.shape[1]
+            output = net.output_distribution
 
-            def step(t, codes, outputs, state):
-                code = tf.where(forced[:, t] >= 0, forced[:, t],
-                                net.output_distribution.sample(outputs, temperature,
-                                                               noise[:, t]))
+            def step(t, codes, outputs, state, prediction_state):
+                drawn = output.sample(outputs, temperature, noise[:, t])
+                if prediction_state:
+                    # The network draws and reads the excitation; the sample is its sum
+                    # with the prediction.
+                    past, prediction = prediction_state
+                    code, pushed = lpc.next_codes(output, forced[:, t], drawn, prediction)
+                else:
+                    code = pushed = tf.where(forced[:, t] >= 0, forced[:, t], drawn)
                 step_projection = None if lc_projection is None else \
                     lc_projection[t][:, tf.newaxis]
-                outputs, state = net.incremental_step(code, state, gc_embedding,
+                outputs, state = net.incremental_step(pushed, state, gc_embedding,
                                                       step_projection)
-                return t + 1, codes.write(t, code), outputs, state
+                if prediction_state:
+                    past = tf.concat([past[:, 1:], net.sample_coding.decode(code)[:, tf.newaxis]],
+                                     axis=1)
+                    prediction_state = (past, lpc.predict(past, coefficients[t][:, tf.newaxis])
+                                        [:, 0])
+                return t + 1, codes.write(t, code), outputs, state, prediction_state
 
-            _, codes, outputs, state = tf.while_loop(
+            _, codes, outputs, state, prediction_state = tf.while_loop(
                 lambda t, *_: t < steps, step,
-                (tf.constant(0), tf.TensorArray(tf.int32, size=steps), outputs, state))
-            return tf.transpose(codes.stack()), outputs, state
+                (tf.constant(0), tf.TensorArray(tf.int32, size=steps), outputs, state,
+                 prediction_state))
+            return tf.transpose(codes.stack()), outputs, state, prediction_state
 
         self.run = run
 

@@ -19,7 +19,7 @@ import math
 import keras
 import tensorflow as tf
 
-from . import features, output
+from . import features, lpc, output
 from .ops import causal_taps, conv_taps, pointwise
 
 _glorot = keras.initializers.GlorotUniform
@@ -99,11 +99,38 @@ def _stretch_and_smooth(rows, kernel, scale):
     # Tap k of output j * scale + r reads stretched sample j * scale + r + k - scale, which
     # lies in input row j + floor((r + k - scale) / scale), a neighbour m in {0, 1, 2}.
     taps = tf.range(2 * scale + 1)[:, tf.newaxis] + tf.range(scale)[tf.newaxis] - scale
-    neighbour = tf.one_hot(tf.math.floordiv(taps, scale) + 1, 3)  # [taps, r, m]
+    neighbour = tf.one_hot(tf.math.floordiv(taps, scale) + 1, 3, dtype=kernel.dtype)  # [taps, r, m]
     phase_weights = tf.einsum('k,krm->mr', kernel, neighbour)
     smoothed = tf.einsum('bfcm,mr->bfrc', neighbours, phase_weights)
     shape = tf.shape(rows)
     return tf.reshape(smoothed, [shape[0], shape[1] * scale, shape[2]])
+
+
+class LocalConditionContext(keras.layers.Layer):
+    """Frames ``[B, F, C]`` -> frames: each frame plus a learned function of it and its
+    two neighbours (a width-3 convolution to ``hidden`` channels, ReLU, a 1x1 back to
+    ``C``), the edges repeated. Its last layer starts at zero, so it starts as the
+    identity. Per frame, not per sample, so it costs next to nothing; what it adds is a
+    nonlinear reading of the spectrum (where its harmonics say the pitch is, whether it is
+    voiced), which the per-layer projections, being linear, cannot make."""
+
+    def __init__(self, channels, hidden, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_in = self.add_weight(name='kernel_in', shape=(3, channels, hidden),
+                                         initializer=_glorot())
+        self.bias_in = self.add_weight(name='bias_in', shape=(hidden,), initializer=_zeros())
+        self.kernel_out = self.add_weight(name='kernel_out', shape=(1, hidden, channels),
+                                          initializer=_zeros())
+        self.bias_out = self.add_weight(name='bias_out', shape=(channels,),
+                                        initializer=_zeros())
+        self.built = True
+
+    def call(self, frames):
+        padded = tf.concat([frames[:, :1], frames, frames[:, -1:]], axis=1)
+        hidden = tf.nn.relu(conv_taps(causal_taps(padded, 3, 1), _computed(self, self.kernel_in))
+                            + _computed(self, self.bias_in))
+        return frames + pointwise(hidden, _computed(self, self.kernel_out[0])) + \
+            _computed(self, self.bias_out)
 
 
 class ResidualBlock(keras.layers.Layer):
@@ -234,8 +261,9 @@ class WaveNetModel(keras.Model):
                  use_biases=False, scalar_input=False, initial_filter_width=32,
                  histograms=False, global_condition_channels=None,
                  global_condition_cardinality=None, local_condition_channels=None,
-                 lc_upsample_scales=None, output_distribution='softmax',
-                 mixture_components=10, log_scale_min=-7.0, name='wavenet', **kwargs):
+                 lc_upsample_scales=None, lc_context_channels=0, output_distribution='softmax',
+                 mixture_components=10, log_scale_min=-7.0, linear_prediction=None,
+                 name='wavenet', **kwargs):
         super().__init__(name=name, **kwargs)
         # Keras' Trainer keeps a `loss` attribute for compile(); here `loss` is the
         # original API's method, and the model is trained by an explicit step instead.
@@ -260,9 +288,20 @@ class WaveNetModel(keras.Model):
         self.global_condition_channels = global_condition_channels
         self.global_condition_cardinality = global_condition_cardinality
         self.local_condition_channels = local_condition_channels
+        self.lc_context_channels = lc_context_channels if local_condition_channels else 0
         if (local_condition_channels is None) != (lc_upsample_scales is None):
             raise ValueError('local conditioning needs both local_condition_channels and '
                              'lc_upsample_scales')
+        # A vocoder's linear prediction from its features (wavenet.lpc), or None. With
+        # it the network reads and predicts the excitation, and the samples are 16-bit.
+        self.linear_prediction = linear_prediction
+        if linear_prediction is not None and local_condition_channels is None:
+            raise ValueError('linear prediction needs local conditioning (a vocoder)')
+        if linear_prediction is not None and output_distribution != 'softmax':
+            raise ValueError('linear prediction needs the softmax output')
+        # How the samples that the network generates are coded as ints.
+        self.sample_coding = self.output_distribution if linear_prediction is None else \
+            lpc.SAMPLES
         self.receptive_field = WaveNetModel.calculate_receptive_field(
             filter_width, self.dilations, scalar_input, initial_filter_width)
 
@@ -289,6 +328,9 @@ class WaveNetModel(keras.Model):
         if local_condition_channels is not None:
             self.lc_upsampling = LocalConditionUpsampling(lc_upsample_scales,
                                                           name='lc_upsampling')
+            if lc_context_channels:
+                self.lc_context = LocalConditionContext(local_condition_channels,
+                                                        lc_context_channels, name='lc_context')
         self.built = True
         self._state = None
         self._step = tf.function(self.incremental_step, reduce_retracing=True)
@@ -388,13 +430,23 @@ class WaveNetModel(keras.Model):
         frames = tf.convert_to_tensor(frames, tf.float32)
         if frames.shape.rank == 2:
             frames = frames[tf.newaxis]
-        return self.lc_upsampling(_computed(self, features.standardize(frames)))
+        frames = _computed(self, features.standardize(frames))
+        if self.lc_context_channels:
+            frames = self.lc_context(frames)
+        return self.lc_upsampling(frames)
 
     def project_local_condition(self, rows):
         """Rows ``[B, T, C]`` -> ``[B, T, layers * 2 * dilation_channels]``: every dilated
         layer's filter and gate projection, in one matmul."""
         kernel = tf.concat([block.lc_kernel for block in self.dilated_stack], axis=-1)
         return pointwise(_computed(self, rows), kernel)
+
+    def coefficient_rows(self, frames):
+        """Frames ``[B, F, C]`` -> the linear prediction coefficients of every sample
+        ``[B, F * hop, lpc_order]``: row ``t`` those of sample ``t``."""
+        frames = tf.convert_to_tensor(frames, tf.float32)
+        return self.linear_prediction.per_sample(
+            self.linear_prediction.coefficients(frames), self.lc_hop_length)
 
     def _check_gc(self, global_condition):
         if self.global_condition_channels is not None and global_condition is None:
@@ -407,6 +459,13 @@ class WaveNetModel(keras.Model):
         if self.local_condition_channels is None and local_condition is not None:
             raise ValueError('local conditioning given to a network without it '
                              '(local_condition_channels is None)')
+
+    def _check_no_linear_prediction(self, method):
+        if self.linear_prediction is not None:
+            raise ValueError(f'{method} takes one upsampled row per sample, which does not '
+                             'carry the linear prediction of a network with lpc_order: use '
+                             'predict_proba, or wavenet.generation.generate with a '
+                             'ConditioningRows')
 
     def _upsampled_rows(self, frames, samples):
         """Rows ``[B, samples, C]`` for frames that must cover ``samples`` samples."""
@@ -436,10 +495,19 @@ class WaveNetModel(keras.Model):
         input_batch = tf.convert_to_tensor(input_batch, tf.float32)
         if input_batch.shape.rank == 2:
             input_batch = input_batch[..., tf.newaxis]
-        codes = self.output_distribution.encode(input_batch[..., 0])
-        heard, heard_codes = input_batch, codes
+        signal = input_batch
+        if self.linear_prediction is not None:
+            # The network reads and predicts the excitation instead (wavenet.lpc).
+            length = tf.shape(input_batch)[1]
+            codes = lpc.excitation_codes(
+                self.output_distribution, input_batch[..., 0],
+                self.coefficient_rows(local_condition_batch)[:, :length])
+            signal = self.output_distribution.decode(codes)[..., tf.newaxis]
+        else:
+            codes = self.output_distribution.encode(input_batch[..., 0])
+        heard, heard_codes = signal, codes
         if input_noise:
-            heard = input_batch + tf.random.normal(tf.shape(input_batch), stddev=input_noise)
+            heard = signal + tf.random.normal(tf.shape(signal), stddev=input_noise)
             heard_codes = self.output_distribution.encode(heard[..., 0])
         if self.scalar_input:
             network_input = heard
@@ -479,7 +547,9 @@ class WaveNetModel(keras.Model):
         preceded by zero network input (the incremental state instead starts with zero
         input at every layer: the two agree once a whole receptive field was pushed).
         ``local_condition``: frames ``[F, C]`` or ``[B, F, C]`` covering the ``T + 1``
-        samples up to the predicted one.
+        samples up to the predicted one. With linear prediction the network reads the
+        waveform's excitation and the distribution is that of the sample, its prediction
+        added to the excitation's (before the waveform counts as zeros).
         """
         self._check_gc(global_condition)
         self._check_lc(local_condition)
@@ -488,12 +558,24 @@ class WaveNetModel(keras.Model):
         if unbatched:
             waveform = waveform[tf.newaxis]
         gc_embedding = self.embed_global_condition(global_condition)
-        lc_rows = None
+        lc_rows = heard = None
+        length = waveform.shape[1]
         if local_condition is not None:
-            rows = self._upsampled_rows(local_condition, waveform.shape[1] + 1)
+            rows = self._upsampled_rows(local_condition, length + 1)
             lc_rows = rows[:, 1:][:, -self.receptive_field:]
-        proba = self.output_distribution.distribution(
-            self._window(waveform[:, -self.receptive_field:], gc_embedding, lc_rows))
+        output = self.output_distribution
+        if self.linear_prediction is not None:
+            samples = self.sample_coding.decode(waveform)
+            coefficients = self.coefficient_rows(local_condition)[:, :length + 1]
+            heard = lpc.excitation_codes(output, samples, coefficients[:, :length])
+            past = tf.pad(samples, [[0, 0], [self.linear_prediction.order, 0]])
+            prediction = lpc.predict(past[:, -self.linear_prediction.order:],
+                                     coefficients[:, length:])[:, 0]
+        outputs = self._window((waveform if heard is None else heard)[:, -self.receptive_field:],
+                               gc_embedding, lc_rows)
+        proba = output.distribution(outputs)
+        if self.linear_prediction is not None:
+            proba = lpc.sample_distribution(output, proba, prediction)
         return proba[0] if unbatched else proba
 
     def _predict_window(self, codes, gc_embedding, lc_rows=None):
@@ -538,6 +620,7 @@ class WaveNetModel(keras.Model):
         """
         self._check_gc(global_condition)
         self._check_lc(local_condition)
+        self._check_no_linear_prediction('predict_proba_incremental')
         waveform = tf.convert_to_tensor(waveform, tf.int32)
         codes = tf.reshape(waveform, [-1])
         if self._state is None or self._state[1][0].shape[1] != codes.shape[0]:
@@ -559,6 +642,7 @@ class WaveNetModel(keras.Model):
         of the sample after code ``t``."""
         self._check_gc(global_condition)
         self._check_lc(local_condition)
+        self._check_no_linear_prediction('prime_incremental_state')
         waveform = tf.convert_to_tensor(waveform, tf.int32)
         codes = waveform[tf.newaxis] if waveform.shape.rank == 1 else waveform
         gc_embedding = self.embed_global_condition(global_condition)

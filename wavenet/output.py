@@ -90,23 +90,13 @@ def sample_codes(proba, temperature, uniform):
 
 
 @dataclasses.dataclass(frozen=True)
-class MixtureOfLogistics:
-    """A discretized mixture of ``components`` logistic distributions over 16-bit samples
-    (PixelCNN++, as Parallel WaveNet and r9y9/wavenet_vocoder use it). Code ``c`` in
-    ``[0, 65536)`` is the 16-bit sample ``c - 32768``, the value ``(c - 32768) / 32768``
-    and the bin of that width around it; the lowest and highest bins also take the tails
-    beyond them. The network's outputs are, per component, the logit of its weight, its
-    mean and its log-scale (bounded below by ``log_scale_min``)."""
-    components: int = 10
-    log_scale_min: float = -7.0
-
-    name: ClassVar[str] = 'mixture_of_logistics'
+class Pcm16:
+    """16-bit samples as codes: code ``c`` in ``[0, 65536)`` is the sample ``c - 32768``,
+    the value ``(c - 32768) / 32768``. What a mixture of logistics predicts, and the
+    samples of a vocoder with linear prediction (whose network predicts their excitation
+    instead, see ``wavenet.lpc``)."""
     CODES: ClassVar[int] = 2 ** 16
     HALF: ClassVar[int] = 2 ** 15
-
-    @property
-    def width(self):
-        return 3 * self.components
 
     @property
     def codes(self):
@@ -123,6 +113,28 @@ class MixtureOfLogistics:
 
     def decode(self, codes):
         return tf.cast(tf.convert_to_tensor(codes) - self.HALF, tf.float32) / self.HALF
+
+    def pcm_table(self):
+        """Every code's 16-bit sample: the code itself, offset."""
+        return (np.arange(self.CODES) - self.HALF).astype(np.int16)
+
+
+@dataclasses.dataclass(frozen=True)
+class MixtureOfLogistics(Pcm16):
+    """A discretized mixture of ``components`` logistic distributions over 16-bit samples
+    (PixelCNN++, as Parallel WaveNet and r9y9/wavenet_vocoder use it). Code ``c`` (see
+    ``Pcm16``) stands for the bin of width ``1 / 32768`` around its value; the lowest and
+    highest bins also take the tails beyond them. The network's outputs are, per
+    component, the logit of its weight, its mean and its log-scale (bounded below by
+    ``log_scale_min``)."""
+    components: int = 10
+    log_scale_min: float = -7.0
+
+    name: ClassVar[str] = 'mixture_of_logistics'
+
+    @property
+    def width(self):
+        return 3 * self.components
 
     def parameters(self, outputs, dtype=tf.float32):
         """``(log weights, means, scales)`` of ``outputs`` [..., width], each [..., K]."""
@@ -184,11 +196,6 @@ class MixtureOfLogistics:
         value = (tf.gather(means, chosen, batch_dims=1) + tf.gather(scales, chosen, batch_dims=1)
                  * temperature * (tf.math.log(rest) - tf.math.log1p(-rest)))
         return self.encode(tf.cast(value, tf.float32))
-
-    def pcm_table(self):
-        """Every code's 16-bit sample: the code itself, offset."""
-        return (np.arange(self.CODES) - self.HALF).astype(np.int16)
-
 
 def from_description(output_distribution='softmax', quantization_channels=256,
                      mixture_components=10, log_scale_min=-7.0):

@@ -19,7 +19,7 @@ PARAM_TYPES = {
 # network, so every params file and description written before them keeps working.
 LC_DEFAULTS = {
     'lc_channels': None, 'lc_hop_length': None, 'lc_upsample_scales': None,
-    'lc_n_fft': 1024, 'lc_fmin': 0, 'lc_fmax': None,
+    'lc_n_fft': 1024, 'lc_fmin': 0, 'lc_fmax': None, 'lc_context_channels': 0, 'lpc_order': 0,
 }
 # How the network is trained, kept with it: optional, and absent means as the original
 # trained. ``input_noise``: the standard deviation of Gaussian noise added to the waveform
@@ -125,6 +125,13 @@ def _check_output(path, params):
 
 
 def _check_local_conditioning(path, params):
+    for key, needs in (('lpc_order', 'its coefficients come from the features'),
+                       ('lc_context_channels', 'it reads the features')):
+        value = params[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f'{path}: "{key}" must be a non-negative integer, got {value!r}')
+        if value and params['lc_channels'] is None:
+            raise ValueError(f'{path}: "{key}" needs a vocoder: {needs} ("lc_channels")')
     if params['lc_channels'] is None:
         for key in ('lc_hop_length', 'lc_upsample_scales'):
             if params[key] is not None:
@@ -151,6 +158,17 @@ def _check_local_conditioning(path, params):
                              or not fmin < fmax <= nyquist):
         raise ValueError(f'{path}: "lc_fmax" must be null or a number in ({fmin:g}, '
                          f'{nyquist:g}], got {fmax!r}')
+    _check_linear_prediction(path, params)
+
+
+def _check_linear_prediction(path, params):
+    order = params['lpc_order']
+    if order and order >= params['lc_n_fft'] // 2:
+        raise ValueError(f'{path}: "lpc_order" ({order}) must be below half of "lc_n_fft" '
+                         f'({params["lc_n_fft"]}): its autocorrelation comes from that spectrum')
+    if order and params['output_distribution'] != 'softmax':
+        raise ValueError(f'{path}: "lpc_order" needs the softmax output (the excitation is '
+                         f'predicted as mu-law codes), got {params["output_distribution"]!r}')
 
 
 def receptive_field(params):
@@ -177,13 +195,33 @@ def build_model(params, gc_channels=None, gc_cardinality=None, histograms=False)
         global_condition_channels=gc_channels,
         global_condition_cardinality=gc_cardinality,
         local_condition_channels=params.get('lc_channels'),
-        lc_upsample_scales=params.get('lc_upsample_scales'), **_output_fields(params))
+        lc_upsample_scales=params.get('lc_upsample_scales'),
+        lc_context_channels=params.get('lc_context_channels') or 0,
+        linear_prediction=linear_prediction_of(params), **_output_fields(params))
+
+
+def linear_prediction_of(params):
+    """The ``wavenet.lpc.LinearPrediction`` that ``params`` describe, or ``None``."""
+    if not params.get('lpc_order'):
+        return None
+    from .features import MelFeatures
+    from .lpc import LinearPrediction
+    return LinearPrediction(params['lpc_order'], MelFeatures.from_params(params))
 
 
 def output_of(params):
     """The output distribution (``wavenet.output``) that ``params`` describe."""
     return output.from_description(quantization_channels=params['quantization_channels'],
                                    **_output_fields(params))
+
+
+def sample_coding_of(params):
+    """How the samples that the network ``params`` describe generates are coded as ints:
+    its output's codes, or with linear prediction 16-bit samples (``wavenet.lpc``)."""
+    if params.get('lpc_order'):
+        from .lpc import SAMPLES
+        return SAMPLES
+    return output_of(params)
 
 
 def _output_fields(params):

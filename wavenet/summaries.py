@@ -122,11 +122,11 @@ class Sampler:
         start = generation.start_waveform(self.net, noise[:, 0])
         speakers = None if self.speakers is None else keys
         with averaged_weights(self.net, self.average):
-            rows = None if self.frames is None else generation.conditioning_rows(
-                self.net, self.frames, start.shape[1], self.samples, self.features.silence)
+            rows = None if self.frames is None else generation.ConditioningRows(
+                self.net, self.frames, start.shape[1], self.features.silence)
             chunks = [c.numpy() for c in generation.generate(
                 self.net, start, noise[:, 1:], speakers, local_condition=rows)]
-        audio = self.net.output_distribution.decode(np.concatenate(chunks, axis=1)).numpy()
+        audio = self.net.sample_coding.decode(np.concatenate(chunks, axis=1)).numpy()
         with writer.as_default(step=step):
             if self.references is None:
                 for key, row in zip(keys, audio):

@@ -1,0 +1,194 @@
+"""Linear prediction from the features (``"lpc_order"``): the coefficients against NumPy
+and SciPy, on known signals, and a network that reads and predicts the excitation."""
+import librosa
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.signal
+import tensorflow as tf
+
+from wavenet import lpc
+from wavenet.features import MelFeatures
+from wavenet.generation import ConditioningRows, generate, start_waveform, uniform_streams
+from wavenet.output import MuLawSoftmax
+
+FEATURES = MelFeatures(16000, 80, 256)
+ORDER = 16
+PREDICTION = lpc.LinearPrediction(ORDER, FEATURES)
+SOFTMAX = MuLawSoftmax(256)
+
+
+def numpy_coefficients(frames, features=FEATURES, order=ORDER):
+    """The coefficients as a textbook computes them: the mel magnitudes spread back over
+    the bins, the inverse FFT of their power for the autocorrelation, the lag window and
+    noise floor, and the normal equations solved by SciPy's Toeplitz solver."""
+    basis = librosa.filters.mel(sr=features.sample_rate, n_fft=features.n_fft,
+                                n_mels=features.channels).astype(np.float64)
+    spread = basis / np.maximum(basis.sum(axis=0), 1e-12)
+    power = (np.exp(frames.astype(np.float64)) @ spread) ** 2
+    autocorrelation = np.fft.irfft(power, n=features.n_fft, axis=-1)[:, :order + 1]
+    lags = np.arange(order + 1)
+    autocorrelation *= np.exp(-0.5 * (2 * np.pi * lpc.LAG_WINDOW_HZ * lags
+                                      / features.sample_rate) ** 2)
+    autocorrelation[:, 0] *= 1 + lpc.NOISE_FLOOR
+    return np.stack([scipy.linalg.solve_toeplitz(r[:order], r[1:]) for r in autocorrelation])
+
+
+def residual_energy(audio, coefficients, hop=256):
+    """The energy of what the coefficients (one row per frame) leave of ``audio`` when each
+    sample is predicted from the samples before it, over the energy of ``audio``."""
+    rows = np.repeat(coefficients, hop, axis=0)[:len(audio)]
+    past = np.stack([np.pad(audio, (k, 0))[:len(audio)] for k in range(1, ORDER + 1)], 1)
+    error = audio - np.sum(rows * past, axis=1)
+    return np.sum(error[ORDER:] ** 2) / np.sum(audio[ORDER:] ** 2)
+
+
+def speech_like(seconds, seed):
+    """Vowel-like audio: a 150 Hz pulse train through two resonances, gliding."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    pitch = 150 * (1 + 0.1 * np.sin(2 * np.pi * t))
+    pulses = np.diff(np.floor(np.cumsum(pitch) / 16000), prepend=0.0)
+    audio = pulses + rng.normal(0, 0.01, len(t))
+    for centre in (700, 1800):
+        audio = scipy.signal.lfilter([1], [1, -2 * 0.97 * np.cos(2 * np.pi * centre / 16000),
+                                           0.97 ** 2], audio)
+    return (0.5 * audio / np.abs(audio).max()).astype(np.float32)
+
+
+def test_coefficients_solve_the_normal_equations_of_the_features_spectrum():
+    """Speech-like frames (a tilted spectrum with two formants) and random ones: the
+    Levinson-Durbin recursion on the cosine transform equals SciPy's Toeplitz solve on
+    NumPy's inverse FFT."""
+    rng = np.random.default_rng(0)
+    mel = librosa.mel_frequencies(80, fmax=8000)
+    formants = -((mel - 700) / 200) ** 2 - ((mel - 1800) / 300) ** 2 / 2
+    speechlike = (np.maximum(formants, -8) - mel / 2000)[None] + rng.normal(0, 0.3, (6, 80))
+    frames = np.concatenate([speechlike, rng.uniform(-11, 2, (6, 80))]).astype(np.float32)
+    np.testing.assert_allclose(PREDICTION.coefficients(frames).numpy(),
+                               numpy_coefficients(frames), rtol=1e-4, atol=1e-4)
+
+
+def test_silence_predicts_nothing():
+    """Silence has a flat spectrum: its coefficients all but vanish, and its excitation is
+    the code of silence."""
+    coefficients = PREDICTION.coefficients(FEATURES.silence(3)[None])
+    assert np.max(np.abs(coefficients)) < 0.01
+    excitation = lpc.excitation_codes(SOFTMAX, np.zeros([1, 768], np.float32),
+                                      PREDICTION.per_sample(coefficients, 256))
+    np.testing.assert_array_equal(excitation, SOFTMAX.silence)
+
+
+def test_the_features_of_a_chord_predict_it_and_those_of_noise_do_not():
+    """A known signal: three sustained tones are predicted from their own past to within
+    a hundredth of their energy by the coefficients of their features; white noise, whose
+    spectrum is flat, keeps almost all of its energy."""
+    t = np.arange(16000) / 16000
+    chord = sum(0.2 * np.sin(2 * np.pi * f * t + f) for f in (220, 660, 1500))
+    noise = np.random.default_rng(1).normal(0, 0.2, 16000)
+    for audio, low, high in [(chord, 0, 0.01), (noise, 0.9, 1.1)]:
+        coefficients = PREDICTION.coefficients(FEATURES(audio.astype(np.float32))).numpy()
+        assert low <= residual_energy(audio, coefficients) <= high
+
+
+def test_the_excitation_added_to_the_predictions_gives_back_the_audio():
+    """A round trip: the excitation codes of a clip, added back to the predictions from
+    the samples made so far, one at a time as generation adds them, give back the clip up
+    to the excitation's rounding, shaped by the prediction: 30 dB below it."""
+    audio = speech_like(0.25, 1)
+    rows = PREDICTION.per_sample(PREDICTION.coefficients(FEATURES(audio)[None]), 256)
+    excitation = lpc.excitation_codes(SOFTMAX, audio[None], rows[:, :len(audio)])
+    assert np.std(SOFTMAX.decode(excitation)) < np.std(audio) / 3  # it did predict
+    past = tf.zeros([1, ORDER])
+    codes = []
+    for t in range(len(audio)):
+        prediction = lpc.predict(past, rows[:, t:t + 1])[:, 0]
+        code, pushed = lpc.next_codes(SOFTMAX, tf.constant([-1]), excitation[:, t], prediction)
+        assert pushed.numpy() == excitation[0, t]
+        past = tf.concat([past[:, 1:], lpc.SAMPLES.decode(code)[:, None]], axis=1)
+        codes.append(int(code[0]))
+    error = lpc.SAMPLES.decode(codes).numpy() - audio
+    assert 10 * np.log10(np.sum(audio ** 2) / np.sum(error ** 2)) > 30
+
+
+def small_lpc_net(**overrides):
+    from wavenet import WaveNetModel
+    arguments = dict(batch_size=1, dilations=[1, 2, 4, 8, 1, 2], filter_width=2,
+                     residual_channels=8, dilation_channels=6, skip_channels=12,
+                     quantization_channels=256, use_biases=True, local_condition_channels=80,
+                     lc_upsample_scales=[4, 4, 4, 4], linear_prediction=PREDICTION)
+    net = WaveNetModel(**dict(arguments, **overrides))
+    for variable in net.weights:
+        if 'bias' in variable.path:
+            variable.assign(tf.random.normal(variable.shape, stddev=0.5))
+    return net
+
+
+def test_the_network_reads_and_predicts_the_excitation():
+    """The excitation codes are each 16-bit sample less its prediction from the samples
+    before it (NumPy here, up to a code at a rounding boundary); the loss is their
+    cross-entropy under the network run on their one-hot encoding."""
+    net = small_lpc_net()
+    audio = speech_like(0.2, 2)[None]
+    frames = FEATURES(audio[0])[None]
+    rows = np.repeat(numpy_coefficients(frames[0]), 256, axis=0)[:audio.shape[1]]
+    samples = np.round(audio[0].astype(np.float64) * 32768) / 32768  # 16-bit
+    past = np.stack([np.pad(samples, (k, 0))[:len(samples)] for k in range(1, ORDER + 1)], 1)
+    expected = SOFTMAX.encode(samples - np.sum(rows * past, axis=1)).numpy()
+    excitation = lpc.excitation_codes(SOFTMAX, audio, net.coefficient_rows(frames)[
+        :, :audio.shape[1]]).numpy()[0]
+    assert np.mean(excitation != expected) < 0.005
+    assert np.max(np.abs(excitation - expected)) <= 1
+    assert np.std(SOFTMAX.decode(excitation)) < np.std(audio) / 3
+
+    logits = net(tf.one_hot(excitation[None, :-1], 256),
+                 lc_projection=net.project_local_condition(
+                     net.upsample_local_condition(frames)[:, 1:audio.shape[1]])).numpy()[0]
+    targets = excitation[net.receptive_field:]
+    log_softmax = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+    cross_entropy = -np.mean(log_softmax[np.arange(len(targets)), targets])
+    assert float(net.loss(audio, local_condition_batch=frames)) == pytest.approx(
+        cross_entropy, rel=1e-5)
+
+
+def test_fast_generation_equals_full_window_and_batches_equal_rows_alone():
+    """The compiled loop (chunks of 128) draws what the full-window path draws, a row
+    generated in a batch what it draws alone, and predict_proba gives the distribution of
+    each sample that the loop drew from."""
+    net = small_lpc_net()
+    frames = np.stack([FEATURES(speech_like(0.3, seed)) for seed in (3, 4)])
+    noise = uniform_streams(7, [0, 1], 401)
+    start = start_waveform(net, noise[:, 0])
+    rows = ConditioningRows(net, frames, start.shape[1], FEATURES.silence)
+    fast = np.concatenate(list(generate(net, start, noise[:, 1:], chunk=128,
+                                        local_condition=rows)), axis=1)
+    slow = np.concatenate(list(generate(net, start, noise[:, 1:], fast=False,
+                                        local_condition=rows)), axis=1)
+    np.testing.assert_array_equal(fast, slow)
+    assert len(np.unique(fast)) > 20  # the predictions and draws make a signal
+    alone = ConditioningRows(net, frames[1:], start.shape[1], FEATURES.silence)
+    single = np.concatenate(list(generate(net, start[1:], noise[1:, 1:], chunk=128,
+                                          local_condition=alone)), axis=1)
+    np.testing.assert_array_equal(single[0], fast[1])
+    # The distribution of sample 300 of row 0 given the 299 before it: the draw inverts
+    # its cumulative distribution at the loop's uniform.
+    waveform = np.concatenate([start[:1], fast[:1, :299]], axis=1)
+    padded = np.concatenate([FEATURES.silence(-(-start.shape[1] // 256))[None],
+                             frames[:1]], axis=1)
+    offset = -(-start.shape[1] // 256) * 256 - start.shape[1]
+    padded_waveform = np.concatenate([np.full((1, offset), lpc.SAMPLES.silence), waveform],
+                                     axis=1)
+    proba = net.predict_proba(padded_waveform, local_condition=padded)[0].numpy()
+    assert proba.sum() == pytest.approx(1, abs=1e-5)
+    cdf = np.cumsum(proba)
+    u = float(noise[0, 1 + 299])
+    assert fast[0, 299] == np.searchsorted(cdf, u * cdf[-1], side='right')
+
+
+def test_the_incremental_api_refuses_a_network_with_linear_prediction():
+    net = small_lpc_net()
+    row = net.upsample_local_condition(FEATURES.silence(1))[0, :1]
+    with pytest.raises(ValueError, match='predict_proba_incremental.*lpc_order'):
+        net.predict_proba_incremental(128, local_condition=row)
+    with pytest.raises(ValueError, match='prime_incremental_state.*lpc_order'):
+        net.prime_incremental_state([128, 128], local_condition=np.zeros([2, 80]))

@@ -1,0 +1,152 @@
+"""Linear prediction from a vocoder's features: the spectral envelope, taken from the
+features instead of learned.
+
+With ``"lpc_order": N`` a vocoder predicts each sample in two parts, as LPCNet does: a
+linear prediction ``p_t = sum_k c_k * s_(t-k)`` from its last ``N`` samples, whose
+coefficients ``c`` follow from the frame's mel spectrum, and the *excitation*
+``e_t = s_t - p_t``, which is what the network's softmax models (as mu-law codes). The
+formants and the tilt of the spectrum are then in the coefficients, exact from the first
+step of training; the network only has to learn the excitation -- pulses at the pitch
+period, noise in unvoiced sounds -- and its own sampling noise comes out shaped by the
+speech's envelope rather than white.
+
+The coefficients (``LinearPrediction.coefficients``): the mel magnitudes spread back over
+the linear frequency bins (each bin a weighted mean of the bands that cover it), squared
+to a power spectrum, its autocorrelation (an inverse cosine transform) narrowed by a
+Gaussian lag window and lifted by a white-noise floor, so the fit is smooth and stable,
+then the Levinson-Durbin recursion. Everything runs in float64.
+
+Training, generation and prediction all call ``predict`` (the prediction from a window of
+past samples), and the excitation is always ``output``'s code of a 16-bit sample less its
+prediction (``excitation_codes``, ``next_codes``), so they cannot drift apart. The past is
+the samples as their 16-bit codes decode, as generation has them.
+"""
+import dataclasses
+import functools
+
+import librosa
+import numpy as np
+import tensorflow as tf
+
+from .features import MelFeatures
+from .output import Pcm16
+
+# The samples of a vocoder with linear prediction: 16-bit, so that the prediction from
+# them is as exact as in training (mu-law codes would add their coarse rounding to every
+# sample, which the synthesis filter then amplifies in its resonances).
+SAMPLES = Pcm16()
+
+# The lag window's bandwidth, Hz: the envelope is smoothed over about this much, so that
+# the low bands' harmonics do not pull poles onto single partials (the G.729 window).
+LAG_WINDOW_HZ = 60.0
+# White noise at this fraction of the power (-40 dB) keeps the recursion well conditioned
+# where the spectrum has deep valleys, such as a band-limited or silent frame.
+NOISE_FLOOR = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearPrediction:
+    """Linear prediction of ``order`` taps for the vocoder whose features are ``features``
+    (a ``MelFeatures``)."""
+    order: int
+    features: MelFeatures
+
+    def coefficients(self, frames):
+        """``[..., F, order]`` float32 prediction coefficients ``c_1 .. c_order`` of each
+        log-mel frame ``[..., F, channels]`` (the features' convention)."""
+        spread, cosines = _analysis_matrices(self.order, self.features)
+        magnitude = tf.exp(tf.cast(frames, tf.float64)) @ tf.constant(spread)
+        autocorrelation = (magnitude ** 2) @ tf.constant(cosines)
+        return tf.cast(_levinson(autocorrelation, self.order), tf.float32)
+
+    def per_sample(self, coefficients, hop_length):
+        """Frame coefficients ``[B, F, order]`` -> one row per sample ``[B, F * hop, order]``
+        (sample ``t`` predicted with frame ``t // hop``'s)."""
+        return tf.repeat(coefficients, hop_length, axis=1)
+
+
+@functools.lru_cache(maxsize=8)
+def _analysis_matrices(order, features):
+    """``(spread [channels, bins], cosines [bins, order + 1])``: mel bands back to linear
+    bins, and power spectrum to windowed, floored autocorrelation (float64 arrays)."""
+    basis = librosa.filters.mel(sr=features.sample_rate, n_fft=features.n_fft,
+                                n_mels=features.channels, fmin=features.fmin,
+                                fmax=features.fmax).astype(np.float64)
+    spread = basis / np.maximum(basis.sum(axis=0, keepdims=True), 1e-12)
+    bins = features.n_fft // 2 + 1
+    lags = np.arange(order + 1)
+    # The autocorrelation of a one-sided power spectrum: an inverse real DFT, whose
+    # interior bins count twice.
+    weights = np.full(bins, 2.0)
+    weights[0] = weights[-1] = 1.0
+    cosines = weights[:, None] * np.cos(2 * np.pi * np.arange(bins)[:, None] * lags
+                                        / features.n_fft) / features.n_fft
+    window = np.exp(-0.5 * (2 * np.pi * LAG_WINDOW_HZ * lags / features.sample_rate) ** 2)
+    window[0] *= 1 + NOISE_FLOOR
+    return spread, cosines * window
+
+
+def _levinson(autocorrelation, order):
+    """The Levinson-Durbin recursion: prediction coefficients ``[..., order]`` from the
+    autocorrelation ``[..., order + 1]``."""
+    r = autocorrelation
+    error = tf.maximum(r[..., 0], 1e-30)
+    c = tf.zeros_like(r[..., :0])
+    for i in range(1, order + 1):
+        # c holds c_1 .. c_(i-1); the reflection coefficient of step i:
+        reflection = (r[..., i] - tf.reduce_sum(c * tf.reverse(r[..., 1:i], [-1]), axis=-1)) \
+            / error
+        c = tf.concat([c - reflection[..., None] * tf.reverse(c, [-1]),
+                       reflection[..., None]], axis=-1)
+        error = error * (1 - reflection ** 2)
+    return c
+
+
+def predict(past, coefficients):
+    """The linear predictions ``[B, T]`` of ``T`` consecutive samples: ``past``
+    ``[B, T + order - 1]`` holds the samples before them (the last ``order`` before the
+    first prediction first), ``coefficients`` ``[B, T, order]`` the rows of the predicted
+    samples."""
+    order = coefficients.shape[-1]
+    steps = tf.shape(coefficients)[1]
+    # Tap k (k = 1 .. order) of prediction j reads past[j + order - k]. Summed in float64:
+    # the compiled loop and the full-window path sum in different orders, and in float32
+    # that moved a prediction across a 16-bit rounding boundary now and then, so the two
+    # drew different samples from there on.
+    past = tf.cast(past, tf.float64)
+    taps = tf.stack([past[:, order - k:order - k + steps] for k in range(1, order + 1)],
+                    axis=-1)
+    return tf.cast(tf.reduce_sum(taps * tf.cast(coefficients, tf.float64), axis=-1),
+                   tf.float32)
+
+
+def excitation_codes(output, audio, coefficient_rows, before=0.0):
+    """The excitation of every sample of ``audio`` ``[B, T]`` as ``output``'s codes: what
+    the network reads and predicts. Each 16-bit sample less its prediction from the
+    samples before it (``before``, the value of those before the first);
+    ``coefficient_rows`` ``[B, T, order]``, row ``t`` that of sample ``t``."""
+    order = coefficient_rows.shape[-1]
+    samples = SAMPLES.decode(SAMPLES.encode(audio))
+    past = tf.pad(samples, [[0, 0], [order, 0]], constant_values=before)[:, :-1]
+    return output.encode(samples - predict(past, coefficient_rows))
+
+
+def next_codes(output, forced, drawn, prediction):
+    """``(sample codes, excitation codes)`` [B] of the next sample of a generation: where
+    ``forced`` (16-bit codes) is >= 0 that sample and its excitation, else the ``drawn``
+    excitation code (``output``'s) added to the sample's ``prediction``."""
+    given = forced >= 0
+    sample = tf.where(given, forced, SAMPLES.encode(prediction + output.decode(drawn)))
+    excitation = tf.where(given, output.encode(SAMPLES.decode(forced) - prediction), drawn)
+    return sample, excitation
+
+
+def sample_distribution(output, proba, prediction):
+    """The distribution over 16-bit sample codes ``[B, 65536]`` that an excitation
+    distribution ``proba`` [B, Q] over ``output``'s codes implies, given the
+    ``prediction`` [B]."""
+    codes = SAMPLES.encode(prediction[:, None] + output.decode(tf.range(output.codes))[None])
+    rows = tf.range(tf.shape(codes)[0])[:, None] * SAMPLES.CODES
+    summed = tf.math.unsorted_segment_sum(tf.reshape(proba, [-1]), tf.reshape(codes + rows, [-1]),
+                                          tf.shape(codes)[0] * SAMPLES.CODES)
+    return tf.reshape(summed, [-1, SAMPLES.CODES])
