@@ -183,7 +183,10 @@ def test_a_mixture_network_learns_the_chord_in_16_bits():
                                          noise[:, 1:])), axis=1)[0]
     waveform = net.output_distribution.decode(codes).numpy()
     at_note, total = note_powers(waveform)
-    assert at_note.sum() > 0.3 * total, (at_note, total)
+    # The notes' share of the power below 500 Hz after 600 steps depends on the seed and
+    # on the processor's arithmetic (from about a quarter to three quarters); an untrained
+    # network's is a few thousandths.
+    assert at_note.sum() > 0.2 * total, (at_note, total)
     power = np.abs(np.fft.rfft(waveform)) ** 2
     assert np.all(at_note > 20 * np.median(power)), (at_note, np.median(power))
     assert len(np.unique(codes)) > 256

@@ -96,12 +96,14 @@ def test_the_average_is_kept_resumed_and_read_by_generation(corpus, tmp_path):  
     for ema in ('true', 'false'):
         wavs[ema] = tmp_path / f'ema_{ema}.wav'
         result = subprocess.run(
-            [sys.executable, GENERATE, str(logdir), '--samples=400', '--seed=3',
+            [sys.executable, GENERATE, str(logdir), '--samples=4000', '--seed=3',
              f'--ema={ema}', f'--wav_out_path={wavs[ema]}'],
             cwd=tmp_path, capture_output=True, text=True, timeout=180)
         assert result.returncode == 0, result.stderr
         assert ('Using the average of the weights' in result.stdout) == (ema == 'true')
-    # The same seed through other weights draws other samples.
+    # The same seed through other weights draws other samples. After six steps the two
+    # sets of weights are close, and a draw differs only where their distributions split
+    # the loop's uniform differently (a few in a hundred), hence thousands of samples.
     assert not np.array_equal(soundfile.read(wavs['true'])[0], soundfile.read(wavs['false'])[0])
 
 
