@@ -35,8 +35,11 @@ def networks():
     with open(os.path.join(ROOT, 'demo', 'vocoder_params.json')) as f:
         softmax = json.load(f)
     softmax.setdefault('output_distribution', 'softmax')
+    # Linear prediction needs the softmax (its excitation is mu-law codes): the mixture
+    # predicts the 16-bit samples themselves.
     mixture = dict(softmax, output_distribution='mixture_of_logistics', scalar_input=True,
-                   quantization_channels=2 ** 16, mixture_components=10, log_scale_min=-7.0)
+                   quantization_channels=2 ** 16, mixture_components=10, log_scale_min=-7.0,
+                   lpc_order=0)
     return {'softmax (mu-law 256)': softmax, 'mixture of logistics (16 bit)': mixture}
 
 
