@@ -5,6 +5,7 @@ checkpoint and ``--gc_id`` are all a conditioned network needs; a vocoder also n
 features to voice (``--lc_wav`` or ``--lc_features``). See the README.
 """
 import argparse
+import dataclasses
 import datetime
 import math
 import os
@@ -112,8 +113,8 @@ def get_arguments():
 
 def check_speakers(description, gc_ids):
     """The original's checks of the conditioning flags, plus the range of each id."""
-    cardinality = description['gc_cardinality']
-    if description['gc_channels'] is None:
+    cardinality = description.gc_cardinality
+    if description.gc_channels is None:
         if gc_ids is not None:
             raise ValueError('--gc_id given, but the network is not globally conditioned '
                              '(no gc_channels)')
@@ -136,9 +137,7 @@ def local_condition(args, description):
     ``[]`` for a network without local conditioning; and sets ``args.samples`` when not
     given. The checks the README lists for a vocoder."""
     from wavenet import generation
-    from wavenet.features import MelFeatures
-
-    features = MelFeatures.from_params(description)
+    features = description.features
     given = [flag for flag in ('lc_wav', 'lc_features') if getattr(args, flag) is not None]
     if features is None:
         if given:
@@ -216,11 +215,24 @@ def summary_tags(names, speakers):
     return tags
 
 
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A generation, every input checked: the restored network and its batch rows."""
+    net: object  # the WaveNetModel, its weights restored
+    prefix: str  # of the checkpoint
+    description: object  # the NetworkDescription
+    clip: object  # the seed clip's codes, or None
+    utterances: list  # what a vocoder voices: [(name, frames, reference audio or None)]
+    rows: list  # of batch_rows
+    names: list  # of row_names
+    paths: list  # one wav per row, or none
+
+
 def prepare(args):
-    """The restored network and what generation needs, or a ``ValueError`` naming the
-    flag, file or value at fault; checks run before the model is built where they can."""
+    """The ``Plan`` of a generation, or a ``ValueError`` naming the flag, file or value at
+    fault; checks run before the model is built where they can."""
     from wavenet import checkpoints, generation
-    from wavenet.params import build_model, receptive_field, sample_coding_of
+    from wavenet.params import build_model
 
     if args.save_every and not args.wav_out_path:
         raise ValueError('--save_every needs --wav_out_path')
@@ -239,13 +251,12 @@ def prepare(args):
         check_output_file(path, '--wav_out_path')
     clip = None
     if args.wav_seed is not None:
-        clip = generation.load_clip(args.wav_seed, description['sample_rate'],
-                                    sample_coding_of(description),
-                                    receptive_field(description))
-    net = build_model(description, description['gc_channels'], description['gc_cardinality'])
+        clip = generation.load_clip(args.wav_seed, description.sample_rate,
+                                    description.sample_coding, description.receptive_field)
+    net = build_model(description)
     if checkpoints.restore_model(net, prefix, averaged=args.ema):
         print(f'Using the average of the weights in {prefix} (--ema=false for its own)')
-    return net, prefix, description, clip, utterances, rows, names, paths
+    return Plan(net, prefix, description, clip, utterances, rows, names, paths)
 
 
 def main():
@@ -255,64 +266,76 @@ def main():
         # Quiet: TensorFlow's first touch of a device logs, and errors must be one line.
         with native_stderr_silenced():
             load_tensorflow()
-            net, prefix, description, clip, utterances, rows, names, paths = prepare(args)
+            plan = prepare(args)
     except ValueError as e:
         parser.error(str(e))
-    print(f'Restored model from {prefix}')
-    generate_audio(args, net, description, clip, utterances, rows, names, paths)
+    print(f'Restored model from {plan.prefix}')
+    previews = generate_audio(args, plan)
+    write_summaries(args, plan, previews)
     print('Finished generating. The result can be viewed in TensorBoard.')
 
 
-def generate_audio(args, net, description, clip, utterances, rows, names, paths):
-    """Runs the batch of ``rows``, writing each row's wav as its chunks arrive, then its
-    TensorBoard audio (at most ``generation.SUMMARY_SECONDS``) and spectrogram."""
+def speakers_of(args, plan):
+    return None if args.gc_id is None else [speaker for _, speaker, _ in plan.rows]
+
+
+def generation_inputs(args, plan):
+    """``(codes, lengths)``: the generator of code chunks of every row, and each row's
+    length (a vocoder's rows end with their utterance's frames)."""
     import numpy as np
-    import tensorflow as tf
 
     from wavenet import generation
-    from wavenet.features import MelFeatures
-    from wavenet.summaries import write_audio
 
-    keys = [generation.stream_key(speaker or 0, stream) for _, speaker, stream in rows]
-    speakers = None if args.gc_id is None else [speaker for _, speaker, _ in rows]
+    net = plan.net
+    keys = [generation.stream_key(speaker or 0, stream) for _, speaker, stream in plan.rows]
     seed = random.randrange(2 ** 31) if args.seed is None else args.seed
     streams = generation.UniformStreams(seed, keys)
-    start = generation.start_waveform(net, streams(0, 1)[:, 0], clip)
-    lengths = [args.samples] * len(rows)
+    start = generation.start_waveform(net, streams(0, 1)[:, 0], plan.clip)
+    lengths = [args.samples] * len(plan.rows)
     conditioning = None
-    if utterances:
+    if plan.utterances:
         # Every speaker and stream voices its utterance's frames; shorter utterances are
         # padded with silence and their rows cut to their own length.
-        features = MelFeatures.from_params(description)
+        features, utterances = plan.description.features, plan.utterances
         longest = max(len(frames) for _, frames, _ in utterances)
         padded = [np.concatenate([frames, features.silence(longest - len(frames))])
                   for _, frames, _ in utterances]
         lengths = [min(args.samples, len(utterances[u][1]) * features.hop_length)
-                   for u, _, _ in rows]
+                   for u, _, _ in plan.rows]
         conditioning = generation.ConditioningRows(
-            net, np.stack([padded[u] for u, _, _ in rows]), start.shape[1], features.silence)
+            net, np.stack([padded[u] for u, _, _ in plan.rows]), start.shape[1],
+            features.silence)
+    # Chunks that divide --save_every make every save land on a multiple of it.
+    chunk = math.gcd(args.save_every, generation.CHUNK) if args.save_every else \
+        generation.CHUNK
+    codes = generation.generate(net, start, lambda begin, count: streams(begin + 1, count),
+                                speakers_of(args, plan), args.temperature,
+                                args.fast_generation, chunk, conditioning,
+                                samples=args.samples)
+    return codes, lengths
 
-    sample_rate = description['sample_rate']
-    pcm = net.sample_coding.pcm_table()
-    levels = net.sample_coding.decode(np.arange(net.sample_coding.codes)).numpy()
-    heard = int(generation.SUMMARY_SECONDS * sample_rate)  # of each row, in TensorBoard
+
+def generate_audio(args, plan):
+    """Runs the batch of ``plan.rows``, writing each row's wav as its chunks arrive;
+    returns what TensorBoard hears of each row (at most ``generation.SUMMARY_SECONDS``),
+    as code arrays."""
+    import numpy as np
+
+    from wavenet import generation
+
+    codes_chunks, lengths = generation_inputs(args, plan)
+    pcm = plan.net.sample_coding.pcm_table()
+    heard = int(generation.SUMMARY_SECONDS * plan.description.sample_rate)
     # The wav holds the seed clip (not the artificial silence start) and what follows.
-    prefix_codes = np.asarray(clip if clip is not None else [], np.int32)
-    previews = [[prefix_codes[:heard]] for _ in rows]
+    prefix_codes = np.asarray(plan.clip if plan.clip is not None else [], np.int32)
+    previews = [[prefix_codes[:heard]] for _ in plan.rows]
     writers = []
     try:
-        for path in paths:
-            writers.append(generation.WavStream(path, sample_rate))
+        for path in plan.paths:
+            writers.append(generation.WavStream(path, plan.description.sample_rate))
             writers[-1].append(pcm[prefix_codes])
-        # Chunks that divide --save_every make every save land on a multiple of it.
-        chunk = math.gcd(args.save_every, generation.CHUNK) if args.save_every else \
-            generation.CHUNK
         done, chunk_began = 0, time.perf_counter()
-        for codes in generation.generate(net, start, lambda begin, count: streams(begin + 1,
-                                                                                 count),
-                                         speakers, args.temperature,
-                                         args.fast_generation, chunk, conditioning,
-                                         samples=args.samples):
+        for codes in codes_chunks:
             codes = codes.numpy()
             for row, length in enumerate(lengths):
                 kept = codes[row, :max(0, length - done)]
@@ -321,12 +344,8 @@ def generate_audio(args, net, description, clip, utterances, rows, names, paths)
                 if len(prefix_codes) + done < heard:
                     previews[row].append(kept[:heard - len(prefix_codes) - done])
             done += codes.shape[1]
-            # The rate of the latest chunk: the first one also pays for compiling the loop.
-            now = time.perf_counter()
-            rate, chunk_began = codes.shape[1] / (now - chunk_began), now
-            print(f'\rSample {done}/{args.samples} ({rate:.0f} samples/s'
-                  f'{" per row" if len(rows) > 1 else ""})', end='', file=sys.stderr,
-                  flush=True)
+            chunk_began = progress(done, args.samples, codes.shape[1], chunk_began,
+                                   len(plan.rows))
             if args.save_every and done % args.save_every == 0 and done < args.samples:
                 for writer in writers:
                     writer.save()
@@ -337,17 +356,39 @@ def generate_audio(args, net, description, clip, utterances, rows, names, paths)
     finally:
         for writer in writers:
             writer.close()
+    return [np.concatenate(preview) for preview in previews]
 
+
+def progress(done, samples, count, chunk_began, rows):
+    """Prints the progress line with the rate of the latest chunk (the first one also pays
+    for compiling the loop); returns when the next chunk began."""
+    now = time.perf_counter()
+    rate = count / (now - chunk_began)
+    print(f'\rSample {done}/{samples} ({rate:.0f} samples/s{" per row" if rows > 1 else ""})',
+          end='', file=sys.stderr, flush=True)
+    return now
+
+
+def write_summaries(args, plan, previews):
+    """A TensorBoard audio tag per row (so TensorBoard shows every speaker's clip at once),
+    each with its spectrogram picture; a vocoder's references beside them."""
+    import numpy as np
+    import tensorflow as tf
+
+    from wavenet import generation
+    from wavenet.summaries import write_audio
+
+    coding, sample_rate = plan.net.sample_coding, plan.description.sample_rate
+    levels = coding.decode(np.arange(coding.codes)).numpy()
+    heard = int(generation.SUMMARY_SECONDS * sample_rate)
     logdir = os.path.join(args.logdir, 'generate',
                           datetime.datetime.now().strftime('%Y-%m-%dT%H-%M-%S'))
     with native_stderr_silenced(), tf.summary.create_file_writer(logdir).as_default():
-        # A tag per row, so TensorBoard shows every speaker's clip at once; each with its
-        # spectrogram picture.
-        for tag, preview in zip(summary_tags(names, speakers), previews):
-            write_audio(tag, levels[np.concatenate(preview)], sample_rate, step=0)
-        for name, _, reference in utterances:
+        for tag, preview in zip(summary_tags(plan.names, speakers_of(args, plan)), previews):
+            write_audio(tag, levels[preview], sample_rate, step=0)
+        for name, _, reference in plan.utterances:
             if reference is not None:  # copy synthesis: the original beside it
-                write_audio('reference' if len(utterances) == 1 else f'reference/{name}',
+                write_audio('reference' if len(plan.utterances) == 1 else f'reference/{name}',
                             reference[:min(args.samples, heard)], sample_rate, step=0)
 
 

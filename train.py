@@ -4,6 +4,7 @@ This script trains a network with the WaveNet using data from the VCTK corpus,
 which can be freely downloaded at the following site (~10 GB):
 http://homepages.inf.ed.ac.uk/jyamagis/page3/page58/page58.html
 """
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -38,17 +39,12 @@ from wavenet.cli import (  # noqa: E402
     run,
     str_to_bool,
 )
-from wavenet.features import MelFeatures  # noqa: E402
-from wavenet.params import (  # noqa: E402
-    build_model,
-    load_params,
-    receptive_field,
-    save_network_description,
-)
+from wavenet.params import NetworkDescription, build_model  # noqa: E402
 from wavenet.summaries import Sampler  # noqa: E402
 from wavenet.training import (  # noqa: E402
     SCHEDULES,
     TrainingDiverged,
+    TrainingPlan,
     WorkerLost,
     learning_rate_schedule,
     make_train_step,
@@ -201,32 +197,31 @@ def validate_directories(args):
     return logdir, restore_from
 
 
-def create_reader(args, params, directory=None):
+def create_reader(args, description, directory=None):
     """The corpus of --data_dir (or of ``directory``, with no validation split)."""
     if directory is None and not os.path.isdir(args.data_dir):
         raise ValueError(f'--data_dir {args.data_dir}: no such directory')
     # The reader treats a threshold <= MIN_SILENCE_THRESHOLD as "do not trim".
     return AudioReader(
-        directory or args.data_dir, sample_rate=params['sample_rate'],
+        directory or args.data_dir, sample_rate=description.sample_rate,
         validation_fraction=0 if directory else args.validation_fraction,
-        gc_enabled=args.gc_channels is not None, receptive_field=receptive_field(params),
+        gc_enabled=args.gc_channels is not None, receptive_field=description.receptive_field,
         sample_size=args.sample_size or None, silence_threshold=args.silence_threshold,
-        features=MelFeatures.from_params(params))
+        features=description.features)
 
 
-def held_out_pieces(args, params, reader):
+def held_out_pieces(args, description, reader):
     """The validation pieces: of the corpus's held-out files or of --validation_dir."""
     folder = None
     if args.validation_dir:
         if not os.path.isdir(args.validation_dir):
             raise ValueError(f'--validation_dir {args.validation_dir}: no such directory')
-        folder = create_reader(args, params, args.validation_dir)
+        folder = create_reader(args, description, args.validation_dir)
     return validation_pieces(reader, args.validation_pieces, folder)
 
 
-def main(argv=None):
-    parser = get_arguments()
-    args = parser.parse_args(argv)
+def check_flags(parser, args):
+    """The checks on single flags and their pairs that argparse cannot make."""
     if not args.l2_regularization_strength >= 0:  # NaN too
         parser.error('argument --l2_regularization_strength: must be 0 (off) or positive, '
                      f'got {args.l2_regularization_strength}')
@@ -240,45 +235,76 @@ def main(argv=None):
                      f'{args.validation_fraction}')
     if args.validation_fraction and args.validation_dir:
         parser.error('--validation_fraction and --validation_dir cannot be used together')
-    # Every check on the flags, the params file and the corpus comes before a model is
-    # built or a file written.
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """What every check before the first model or file has settled."""
+    logdir: str
+    restore_from: str
+    description: NetworkDescription
+    reader: AudioReader
+    held_out: list
+    strategy: tf.distribute.Strategy
+
+
+def check_everything(args):
+    """The checks on the flags, the params file and the corpus, before a model is built
+    or a file written; a ``ValueError`` naming what is at fault."""
+    logdir, restore_from = validate_directories(args)
+    compilation_cache.enable(args.cache_dir)  # read when XLA first compiles
+    description = NetworkDescription.load(args.wavenet_params)
+    reader = create_reader(args, description)
+    description = description.with_speakers(args.gc_channels, reader.gc_category_cardinality)
+    held_out = held_out_pieces(args, description, reader)
+    print(reader.summary())
+    check_network_description(restore_from, description,
+                              f'--wavenet_params {args.wavenet_params}')
+    with native_stderr_silenced():  # TensorFlow logs as it first touches a device
+        strategy = distribution.choose_strategy(args.distribute, args.cpu_devices)
+    distribution.check_global_batch(strategy, args.batch_size)
+    workers = distribution.worker_count(strategy)
+    if len(reader.files) < workers:
+        raise ValueError(f'--data_dir {args.data_dir}: {len(reader.files)} file(s) '
+                         f'cannot be shared among {workers} workers')
+    return Setup(logdir, restore_from, description, reader, held_out, strategy)
+
+
+def restore(checkpoint, setup):
+    """The first step to run, after restoring the newest checkpoint of
+    ``setup.restore_from`` into ``checkpoint``; a ``ValueError`` when it does not fit."""
+    saved_step = restore_training(checkpoint, setup.restore_from)
+    if distribution.differs_between_workers(setup.strategy,
+                                            -1 if saved_step is None else saved_step):
+        raise ValueError(f'the workers found different checkpoints in {setup.restore_from}: '
+                         'it must be a folder every worker sees (shared storage)')
+    # Restoring from another directory starts a new training (step 0) from its weights.
+    continuing = os.path.realpath(setup.restore_from) == os.path.realpath(setup.logdir)
+    return saved_step + 1 if continuing and saved_step is not None else 0
+
+
+def main(argv=None):
+    parser = get_arguments()
+    args = parser.parse_args(argv)
+    check_flags(parser, args)
     try:
-        logdir, restore_from = validate_directories(args)
-        compilation_cache.enable(args.cache_dir)  # read when XLA first compiles
-        params = load_params(args.wavenet_params)
-        reader = create_reader(args, params)
-        gc_cardinality = reader.gc_category_cardinality
-        held_out = held_out_pieces(args, params, reader)
-        print(reader.summary())
-        check_network_description(restore_from, params, args.gc_channels, gc_cardinality,
-                                  f'--wavenet_params {args.wavenet_params}')
-        with native_stderr_silenced():  # TensorFlow logs as it first touches a device
-            strategy = distribution.choose_strategy(args.distribute, args.cpu_devices)
-        distribution.check_global_batch(strategy, args.batch_size)
-        workers = distribution.worker_count(strategy)
-        if len(reader.files) < workers:
-            raise ValueError(f'--data_dir {args.data_dir}: {len(reader.files)} file(s) '
-                             f'cannot be shared among {workers} workers')
+        setup = check_everything(args)
     except ValueError as e:
         parser.error(str(e))
-    chief = distribution.is_chief(strategy)
+    strategy, chief = setup.strategy, distribution.is_chief(setup.strategy)
     if distribution.describe(strategy):
         print(distribution.describe(strategy))
     if args.mixed_precision:
         distribution.set_precision(distribution.mixed_precision_policy())
 
     with native_stderr_silenced(), strategy.scope():
-        net = build_model(params, args.gc_channels, gc_cardinality, args.histograms)
+        net = build_model(setup.description, args.histograms)
         optimizer = distribution.wrap_optimizer(
             optimizer_factory[args.optimizer](args.learning_rate, args.momentum))
         average = WeightAverage(net, args.ema_decay) if args.ema_decay else None
         checkpoint = create_checkpoint(net, optimizer, average)
     try:
-        saved_step = restore_training(checkpoint, restore_from)
-        if distribution.differs_between_workers(strategy, -1 if saved_step is None
-                                                else saved_step):
-            raise ValueError(f'the workers found different checkpoints in {restore_from}: '
-                             'it must be a folder every worker sees (shared storage)')
+        first_step = restore(checkpoint, setup)
     except ValueError as e:
         # Otherwise TensorFlow lists every value it did not restore as the process exits.
         tf.get_logger().setLevel('ERROR')
@@ -286,17 +312,14 @@ def main(argv=None):
     # Keras keeps the learning rate in the optimizer's saved state; the flag given now wins,
     # as in the original, whose rate was part of the graph and never saved.
     optimizer.learning_rate = args.learning_rate
-    # Restoring from another directory starts a new training (step 0) from its weights.
-    continuing = os.path.realpath(restore_from) == os.path.realpath(logdir)
-    first_step = saved_step + 1 if continuing and saved_step is not None else 0
 
     # Only the chief writes the logdir; the other workers save (as saving needs every
     # worker) into a scratch folder of their own, removed at the end.
     if chief:
-        os.makedirs(logdir, exist_ok=True)
-        save_network_description(logdir, params, args.gc_channels, gc_cardinality)
-        writer = tf.summary.create_file_writer(logdir)
-        checkpoint_dir = logdir
+        os.makedirs(setup.logdir, exist_ok=True)
+        setup.description.save(setup.logdir)
+        writer = tf.summary.create_file_writer(setup.logdir)
+        checkpoint_dir = setup.logdir
     else:
         writer = tf.summary.create_noop_writer()
         checkpoint_dir = tempfile.mkdtemp(prefix='wavenet-worker-')
@@ -304,31 +327,42 @@ def main(argv=None):
                                          max_to_keep=args.max_checkpoints,
                                          checkpoint_name='model.ckpt')
     keep_original_checkpoints(manager)
-    batches = distribution.distribute_batches(
-        strategy, lambda batch_size, shards, shard: reader.dataset(
-            batch_size, shards=shards, shard=shard, shuffle_pieces=args.shuffle_pieces),
-        args.batch_size)
     try:
         train(make_train_step(net, optimizer, args.l2_regularization_strength or None,
-                              strategy, params['input_noise'], average),
-              batches, manager, writer, first_step=first_step,
-              num_steps=args.num_steps, checkpoint_every=args.checkpoint_every,
-              gc_enabled=args.gc_channels is not None, histograms=args.histograms,
-              store_metadata=args.store_metadata, strategy=strategy, chief=chief,
-              validation=make_validation(net, held_out)
-              if chief and held_out else None,
-              sampler=Sampler.for_corpus(net, params, reader, args.sample_seconds,
-                                         args.silence_threshold, average)
-              if chief and args.sample_every else None, sample_every=args.sample_every,
-              learning_rate=learning_rate_schedule(args.learning_rate_schedule,
-                                                   args.learning_rate, args.num_steps))
+                              strategy, setup.description.input_noise, average),
+              batches(args, setup), manager, writer,
+              plan(args, setup, first_step, net, average, chief), strategy, chief)
     except (TrainingDiverged, WorkerLost) as e:
         fail(parser.prog, e, status=1)
     except ValueError as e:  # a corpus in which no file was usable
-        parser.error(str(e) + reader.silence_hint())
+        parser.error(str(e) + setup.reader.silence_hint())
     finally:
         if not chief:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
+def batches(args, setup):
+    """The global batches of the corpus, each worker reading its own share."""
+    return distribution.distribute_batches(
+        setup.strategy, lambda batch_size, shards, shard: setup.reader.dataset(
+            batch_size, shards=shards, shard=shard, shuffle_pieces=args.shuffle_pieces),
+        args.batch_size)
+
+
+def plan(args, setup, first_step, net, average, chief):
+    """The ``TrainingPlan`` the flags ask for; validation and samples on the chief only."""
+    validation = make_validation(net, setup.held_out) if chief and setup.held_out else None
+    sampler = None
+    if chief and args.sample_every:
+        sampler = Sampler.for_corpus(net, setup.description, setup.reader, args.sample_seconds,
+                                     args.silence_threshold, average)
+    return TrainingPlan(
+        first_step=first_step, num_steps=args.num_steps,
+        checkpoint_every=args.checkpoint_every, gc_enabled=args.gc_channels is not None,
+        histograms=args.histograms, store_metadata=args.store_metadata,
+        validation=validation, sampler=sampler, sample_every=args.sample_every,
+        learning_rate=learning_rate_schedule(args.learning_rate_schedule, args.learning_rate,
+                                             args.num_steps))
 
 
 if __name__ == '__main__':

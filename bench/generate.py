@@ -40,16 +40,17 @@ import numpy as np
 import tensorflow as tf
 from wavenet import optimizer_factory
 from wavenet.checkpoints import create_checkpoint
-from wavenet.params import build_model, load_params, save_network_description
-params = load_params({os.path.join(ROOT, 'wavenet_params.json')!r})
-for name, description, gc in (('speakers', params, ({GC_CHANNELS}, {GC_CARDINALITY})),
-                              ('vocoder', dict(params, **{VOCODER!r}),
-                               (None, None))):
+from wavenet.params import NetworkDescription, build_model
+described = NetworkDescription.load({os.path.join(ROOT, 'wavenet_params.json')!r})
+for name, description in (
+        ('speakers', described.with_speakers({GC_CHANNELS}, {GC_CARDINALITY})),
+        ('vocoder', NetworkDescription.checked(dict(described.as_json(), **{VOCODER!r}),
+                                               'vocoder'))):
     directory = {work!r} + '/' + name
-    net = build_model(description, *gc)
+    net = build_model(description)
     checkpoint = create_checkpoint(net, optimizer_factory['adam'](1e-3, None))
     tf.train.CheckpointManager(checkpoint, directory, 1, checkpoint_name='model.ckpt').save(1)
-    save_network_description(directory, description, *gc)
+    description.save(directory)
 frames = -(-{samples} // {VOCODER['lc_hop_length']})
 np.save({work!r} + '/frames.npy', np.random.default_rng(0).uniform(
     -11, 2, (frames, {VOCODER['lc_channels']})).astype(np.float32))

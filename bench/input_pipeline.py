@@ -27,7 +27,7 @@ import soundfile  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from wavenet import AudioReader, optimizer_factory  # noqa: E402
-from wavenet.params import build_model, load_params  # noqa: E402
+from wavenet.params import NetworkDescription, build_model  # noqa: E402
 from wavenet.training import make_train_step  # noqa: E402
 
 FILE_RATE = 48000
@@ -82,9 +82,10 @@ def step_rate(train_step, next_batch, receptive_field, sample_rate):
 
 
 def main():
-    params = load_params(os.path.join(os.path.dirname(__file__), '..', 'wavenet_params.json'))
-    net = build_model(params)
-    rate = params['sample_rate']
+    description = NetworkDescription.load(
+        os.path.join(os.path.dirname(__file__), '..', 'wavenet_params.json'))
+    net = build_model(description)
+    rate = description.sample_rate
     with tempfile.TemporaryDirectory() as corpus:
         synthesise_corpus(corpus, np.random.default_rng(0))
         reader = AudioReader(corpus, rate, gc_enabled=False, receptive_field=net.receptive_field,

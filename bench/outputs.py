@@ -6,7 +6,7 @@ scalar input), measured alternately in one run on random audio and features.
     python bench/outputs.py [--steps 20] [--samples 4000] [--repeats 3]
 """
 import argparse
-import json
+import dataclasses
 import os
 import sys
 import time
@@ -18,34 +18,31 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 
 from wavenet import optimizer_factory  # noqa: E402
-from wavenet.features import MelFeatures  # noqa: E402
 from wavenet.generation import (  # noqa: E402
     ConditioningRows,
     generate,
     start_waveform,
     uniform_streams,  # noqa: E402
 )
-from wavenet.params import build_model  # noqa: E402
+from wavenet.params import NetworkDescription, build_model  # noqa: E402
 from wavenet.training import make_train_step  # noqa: E402
 
 PIECE = 8000  # predicted samples per training step, as the quick start
 
 
 def networks():
-    with open(os.path.join(ROOT, 'demo', 'vocoder_params.json')) as f:
-        softmax = json.load(f)
-    softmax.setdefault('output_distribution', 'softmax')
+    softmax = NetworkDescription.load(os.path.join(ROOT, 'demo', 'vocoder_params.json'))
     # Linear prediction needs the softmax (its excitation is mu-law codes): the mixture
     # predicts the 16-bit samples themselves.
-    mixture = dict(softmax, output_distribution='mixture_of_logistics', scalar_input=True,
-                   quantization_channels=2 ** 16, mixture_components=10, log_scale_min=-7.0,
-                   lpc_order=0)
+    mixture = dataclasses.replace(
+        softmax, output_distribution='mixture_of_logistics', scalar_input=True,
+        quantization_channels=2 ** 16, mixture_components=10, log_scale_min=-7.0, lpc_order=0)
     return {'softmax (mu-law 256)': softmax, 'mixture of logistics (16 bit)': mixture}
 
 
-def trainer(params, steps):
-    net = build_model(params)
-    features = MelFeatures.from_params(params)
+def trainer(description, steps):
+    net = build_model(description)
+    features = description.features
     rng = np.random.default_rng(0)
     length = net.receptive_field + PIECE
     frames = -(-length // features.hop_length)
@@ -62,8 +59,8 @@ def trainer(params, steps):
     return net, run
 
 
-def generator(net, params, samples):
-    features = MelFeatures.from_params(params)
+def generator(net, description, samples):
+    features = description.features
     frames = np.random.default_rng(1).uniform(
         -11, 2, (1, -(-samples // features.hop_length), features.channels)).astype(np.float32)
     noise = uniform_streams(3, [0], samples + 1)
@@ -86,9 +83,9 @@ def main():
     parser.add_argument('--repeats', type=int, default=3)
     args = parser.parse_args()
     runs = {}
-    for name, params in networks().items():
-        net, train = trainer(params, args.steps)
-        runs[name] = (train, generator(net, params, args.samples))
+    for name, description in networks().items():
+        net, train = trainer(description, args.steps)
+        runs[name] = (train, generator(net, description, args.samples))
     rates = {name: ([], []) for name in runs}
     for _ in range(args.repeats):  # alternately, so that both see the same machine
         for name, (train, generate_run) in runs.items():

@@ -18,7 +18,7 @@ import tensorflow as tf  # noqa: E402
 
 from wavenet import optimizer_factory  # noqa: E402
 from wavenet.checkpoints import create_checkpoint  # noqa: E402
-from wavenet.params import build_model, load_params, receptive_field  # noqa: E402
+from wavenet.params import NetworkDescription, build_model  # noqa: E402
 from wavenet.summaries import Sampler  # noqa: E402
 from wavenet.training import make_train_step  # noqa: E402
 
@@ -33,13 +33,14 @@ def main():
     parser.add_argument('--sample_every', type=int, default=1000)
     args = parser.parse_args()
 
-    params = load_params(os.path.join(ROOT, 'wavenet_params.json'))
-    net = build_model(params, 32, 229)
+    description = NetworkDescription.load(
+        os.path.join(ROOT, 'wavenet_params.json')).with_speakers(32, 229)
+    net = build_model(description)
     optimizer = optimizer_factory['adam'](1e-3, None)
     create_checkpoint(net, optimizer)
     step = make_train_step(net, optimizer)
     rng = np.random.default_rng(0)
-    audio = rng.uniform(-0.5, 0.5, (1, receptive_field(params) + args.samples, 1))
+    audio = rng.uniform(-0.5, 0.5, (1, description.receptive_field + args.samples, 1))
     audio, speaker = tf.constant(audio, tf.float32), tf.constant([225])
     float(step(audio, speaker)['loss'])  # compile
     began = time.perf_counter()
@@ -47,7 +48,7 @@ def main():
         float(step(audio, speaker)['loss'])
     step_seconds = (time.perf_counter() - began) / args.steps
 
-    sampler = Sampler(net, params['sample_rate'], args.sample_seconds, [225, 226, 227, 228])
+    sampler = Sampler(net, description.sample_rate, args.sample_seconds, [225, 226, 227, 228])
     writer = tf.summary.create_noop_writer()
     began = time.perf_counter()
     sampler(0, writer)

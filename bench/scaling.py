@@ -32,17 +32,17 @@ def measure(args):
 
     from wavenet import distribution, optimizer_factory
     from wavenet.checkpoints import create_checkpoint
-    from wavenet.params import build_model, load_params, receptive_field
+    from wavenet.params import NetworkDescription, build_model
     from wavenet.training import make_train_step
 
     kind = {'single': 'none', 'replicas': 'mirrored', 'worker': 'multi_worker'}[args.child]
     gpus = tf.config.list_physical_devices('GPU')
     strategy = distribution.choose_strategy(
         kind, cpu_devices=2 if args.child == 'replicas' and not gpus else None)
-    params = load_params(os.path.join(ROOT, 'wavenet_params.json'))
-    length = receptive_field(params) + args.samples
+    description = NetworkDescription.load(os.path.join(ROOT, 'wavenet_params.json'))
+    length = description.receptive_field + args.samples
     with strategy.scope():
-        net = build_model(params, None, None)
+        net = build_model(description)
         optimizer = optimizer_factory['adam'](1e-3, None)
         create_checkpoint(net, optimizer)
 

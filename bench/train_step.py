@@ -65,11 +65,11 @@ def measure(formulation, steps, samples):
     import tensorflow as tf
 
     from wavenet import optimizer_factory
-    from wavenet.params import build_model, load_params
+    from wavenet.params import NetworkDescription, build_model
     from wavenet.training import make_train_step
 
     tf.random.set_seed(0)
-    net = build_model(load_params(os.path.join(ROOT, 'wavenet_params.json')))
+    net = build_model(NetworkDescription.load(os.path.join(ROOT, 'wavenet_params.json')))
     optimizer = optimizer_factory['adam'](learning_rate=1e-3, momentum=0.9)
     audio = tf.constant(np.random.RandomState(0).uniform(
         -1, 1, (1, net.receptive_field + samples, 1)).astype(np.float32))

@@ -37,20 +37,15 @@ import soundfile  # noqa: E402
 
 from wavenet import lpc, quality  # noqa: E402
 from wavenet.audio_reader import load_audio  # noqa: E402
-from wavenet.features import MelFeatures  # noqa: E402
-from wavenet.params import (  # noqa: E402
-    linear_prediction_of,
-    load_network_description,
-    output_of,
-)
+from wavenet.params import NetworkDescription  # noqa: E402
 
 
 def quantized(description, reference):
     """The recording through the codes of ``description``'s output and back; with linear
     prediction, its excitation's codes added back to the predictions (the filter of each
     frame's coefficients run over them)."""
-    output = output_of(description)
-    prediction = linear_prediction_of(description)
+    output = description.output
+    prediction = description.linear_prediction
     if prediction is None:
         return output.decode(output.encode(reference)).numpy()
     hop = prediction.features.hop_length
@@ -89,11 +84,11 @@ def copy_synthesis(checkpoint, clips, seed, ema='true', temperature=1.0):
 
 def description_of(checkpoint):
     directory = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
-    description = load_network_description(directory)
+    description = NetworkDescription.beside(directory)
     if description is None:
         sys.exit(f'{checkpoint}: no trained vocoder there; run the README vocoder quick start '
                  'first')
-    if description.get('lc_channels') is None:
+    if description.lc_channels is None:
         sys.exit(f'{checkpoint}: not a vocoder (its network has no lc_channels)')
     return description
 
@@ -141,7 +136,7 @@ def main():
         sys.exit(f'{args.clips}: no .wav files (demo/make_corpus.sh makes the held-out set)')
     for measure, reason in quality.missing().items():
         print(f'{measure} left out: {reason}')
-    features = MelFeatures.from_params(descriptions[0])
+    features = descriptions[0].features
     references = [load_audio(c, features.sample_rate) for c in clips]
     seconds = sum(len(r) for r in references) / features.sample_rate
     print(f'{len(clips)} held-out clips of {args.clips} ({seconds:.1f} s), means over the set')

@@ -16,11 +16,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import ROOT, TRAIN, describe
 from test_end_to_end import NETWORK, make_sine_waves
 from test_train import (
     PARAMS,
-    ROOT,
-    TRAIN,
     checkpoint_numbers,
     printed_steps,
     saved_state,
@@ -404,5 +403,5 @@ def test_choose_strategy_auto(monkeypatch):
 def test_params_and_build_model_do_not_depend_on_the_strategy():
     # The same description builds the same network under a strategy's scope.
     with mirrored().scope():
-        net = build_model(PARAMS, None, None)
+        net = build_model(describe(PARAMS))
     assert isinstance(net.trainable_variables[0].value, tf.distribute.DistributedValues)

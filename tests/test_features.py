@@ -3,7 +3,8 @@ import librosa
 import numpy as np
 import pytest
 
-from wavenet.features import LOG_FLOOR, SILENCE, MelFeatures, frame_count, log_mel
+from wavenet.features import LOG_FLOOR, SILENCE, frame_count, log_mel
+from wavenet.params import NetworkDescription
 
 SR, HOP, N_FFT, MELS = 16000, 256, 1024, 40
 
@@ -76,11 +77,13 @@ def test_fmin_and_fmax_limit_the_bands():
     assert limited.max() < full.max() - 5
 
 
-def test_settings_from_params():
-    assert MelFeatures.from_params({'lc_channels': None}) is None
-    params = dict(sample_rate=SR, lc_channels=MELS, lc_hop_length=HOP, lc_n_fft=N_FFT,
-                  lc_fmin=0, lc_fmax=None)
-    settings = MelFeatures.from_params(params)
+def test_settings_of_a_network_description():
+    plain = dict(filter_width=2, sample_rate=SR, dilations=[1], residual_channels=2,
+                 dilation_channels=2, quantization_channels=256, skip_channels=2,
+                 use_biases=False, scalar_input=False, initial_filter_width=2)
+    assert NetworkDescription(**plain).features is None
+    settings = NetworkDescription(**plain, lc_channels=MELS, lc_hop_length=HOP,
+                                  lc_n_fft=N_FFT, lc_fmin=0, lc_fmax=None).features
     audio = np.random.uniform(-0.5, 0.5, 2000)
     np.testing.assert_array_equal(settings(audio), features(audio))
     assert settings.frame_count(257) == 2

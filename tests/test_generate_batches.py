@@ -4,18 +4,15 @@ with the length, and the persistent compilation cache."""
 import gc
 import glob
 import os
-import subprocess
-import sys
 import tracemalloc
 
 import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
+from helpers import describe, run_generate, save_checkpoint
 
-from wavenet import WaveNetModel, mu_law_decode, optimizer_factory
-from wavenet.checkpoints import create_checkpoint
-from wavenet.features import MelFeatures
+from wavenet import WaveNetModel, mu_law_decode
 from wavenet.generation import (
     UniformStreams,
     WavStream,
@@ -25,30 +22,14 @@ from wavenet.generation import (
     uniform_streams,
 )
 from wavenet.output import MuLawSoftmax
-from wavenet.params import LC_DEFAULTS, build_model, save_network_description
+from wavenet.params import build_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GENERATE = os.path.join(ROOT, 'generate.py')
 RATE = 8000
 PLAIN = dict(filter_width=2, sample_rate=RATE, dilations=[1, 2, 4, 8], residual_channels=8,
              dilation_channels=8, quantization_channels=64, skip_channels=16, use_biases=True,
              scalar_input=False, initial_filter_width=32)
-VOCODER = dict(LC_DEFAULTS, **PLAIN, lc_channels=8, lc_hop_length=16, lc_upsample_scales=[4, 4],
+VOCODER = dict(**PLAIN, lc_channels=8, lc_hop_length=16, lc_upsample_scales=[4, 4],
                lc_n_fft=64)
-
-
-def run_generate(*flags, env=None):
-    return subprocess.run([sys.executable, GENERATE, *map(str, flags)], capture_output=True,
-                          text=True, timeout=300, env=env)
-
-
-def save_checkpoint(directory, params, gc_channels=None, gc_cardinality=None):
-    net = build_model(params, gc_channels, gc_cardinality)
-    checkpoint = create_checkpoint(net, optimizer_factory['adam'](1e-3, 0.9))
-    tf.train.CheckpointManager(checkpoint, str(directory), 5,
-                               checkpoint_name='model.ckpt').save(1)
-    save_network_description(str(directory), params, gc_channels, gc_cardinality)
-    return directory
 
 
 def read(path):
@@ -96,8 +77,8 @@ def checkpoints(tmp_path_factory):
     for name, seconds in (('short', 0.06), ('long', 0.15)):
         n = int(seconds * RATE)
         soundfile.write(str(root / f'{name}.wav'), 0.5 * np.sin(2 * np.pi * 440 * t[:n]), RATE)
-    return dict(root=root, speakers=save_checkpoint(root / 'speakers', PLAIN, 4, 6),
-                vocoder=save_checkpoint(root / 'vocoder', VOCODER))
+    return dict(root=root, speakers=save_checkpoint(root / 'speakers', describe(PLAIN, 4, 6)),
+                vocoder=save_checkpoint(root / 'vocoder', describe(VOCODER)))
 
 
 def test_streams_and_speakers_in_one_batch(checkpoints, tmp_path):
@@ -134,7 +115,7 @@ def test_several_utterances_in_one_batch(checkpoints, tmp_path):
                           '--logdir', tmp_path / 'logs')
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(tmp_path)) == ['logs', 'out_long.wav', 'out_short.wav']
-    features = MelFeatures.from_params(VOCODER)
+    features = describe(VOCODER).features
     for name, seconds in (('short', 0.06), ('long', 0.15)):
         frames = features.frame_count(int(seconds * RATE))
         assert len(read(tmp_path / f'out_{name}.wav')) == frames * 16
@@ -221,7 +202,7 @@ def test_an_unwritable_cache_dir_is_one_line(checkpoints, tmp_path):
 
 @pytest.mark.skipif(not tf.config.list_physical_devices('GPU'), reason='needs a GPU')
 def test_gpu_and_cpu_draw_the_same_samples():
-    net = build_model(dict(PLAIN, dilations=[1, 2, 4, 8, 16, 32]), 4, 6)
+    net = build_model(describe(dict(PLAIN, dilations=[1, 2, 4, 8, 16, 32]), 4, 6))
     streams = UniformStreams(9, [1, 3])
 
     def codes(device):

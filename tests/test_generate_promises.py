@@ -13,34 +13,26 @@ import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
-from test_generate_cli import GC_CARDINALITY, GC_CHANNELS, PARAMS, audio_summaries, files  # noqa: F401
+from helpers import (
+    GENERATE,
+    audio_summaries,
+    describe,
+    numpy_mu_law_decode,
+    run_generate,
+    save_checkpoint,
+)
+from test_generate_cli import GC_CARDINALITY, GC_CHANNELS, PARAMS, files  # noqa: F401
 
-from wavenet import optimizer_factory
-from wavenet.checkpoints import create_checkpoint
 from wavenet.generation import UniformStreams, generate, load_clip, start_waveform
 from wavenet.output import MuLawSoftmax
-from wavenet.params import build_model, save_network_description
+from wavenet.params import build_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GENERATE = os.path.join(ROOT, 'generate.py')
 Q = PARAMS['quantization_channels']
 PLAIN = dict(PARAMS, dilations=[2 ** k for k in range(10)])
 
 
-def run_generate(*flags):
-    return subprocess.run([sys.executable, GENERATE, *map(str, flags)], capture_output=True,
-                          text=True, timeout=300)
-
-
-def numpy_mu_law_decode(codes, channels):
-    """The mu-law decoding, written out: codes -> [-1, 1]."""
-    mu = channels - 1
-    signal = 2 * (np.asarray(codes, np.float64) / mu) - 1
-    return np.sign(signal) * ((1 + mu) ** np.abs(signal) - 1) / mu
-
-
 def restored(prefix):
-    net = build_model(PARAMS, GC_CHANNELS, GC_CARDINALITY)
+    net = build_model(describe(PARAMS, GC_CHANNELS, GC_CARDINALITY))
     tf.train.Checkpoint(model=net).restore(str(prefix)).expect_partial()
     return net
 
@@ -75,12 +67,9 @@ def test_temperature_reaches_the_compiled_loop(tmp_path):
     often; higher ones flatten them. The network's last layer is scaled up, so that its
     distributions are far from uniform at temperature 1."""
     keras.utils.set_random_seed(3)
-    net = build_model(PARAMS)
+    net = build_model(describe(PARAMS))
     net.postprocessing.postprocess2.assign(net.postprocessing.postprocess2 * 20)
-    checkpoint = create_checkpoint(net, optimizer_factory['sgd'](1e-3, 0.9))
-    tf.train.CheckpointManager(checkpoint, str(tmp_path / 'peaked'), 1,
-                               checkpoint_name='model.ckpt').save(1)
-    save_network_description(str(tmp_path / 'peaked'), PARAMS)
+    save_checkpoint(tmp_path / 'peaked', describe(PARAMS), net=net)
     entropy = {}
     for temperature in (0.2, 1.0, 5.0):
         out = tmp_path / f'{temperature}.wav'
@@ -126,7 +115,7 @@ def test_without_a_wav_only_tensorboard_hears_it(files, tmp_path):  # noqa: F811
                           '--logdir', tmp_path / 'logs')
     assert result.returncode == 0, result.stderr
     assert os.listdir(tmp_path) == ['logs']
-    assert audio_summaries(tmp_path / 'logs') == [('generated/speaker_3', 0)]
+    assert sorted(audio_summaries(tmp_path / 'logs')) == [('generated/speaker_3', 0)]
     assert 'The result was saved' not in result.stdout
     # The progress line, rewritten in place by every chunk (a carriage return, which text
     # mode reads as a newline), is all there is on stderr.
@@ -139,11 +128,7 @@ def plain(tmp_path_factory):
     """An unconditioned network with biases (receptive field 1055), its description
     beside it."""
     directory = tmp_path_factory.mktemp('plain')
-    checkpoint = create_checkpoint(build_model(PLAIN), optimizer_factory['sgd'](1e-3, 0.9))
-    tf.train.CheckpointManager(checkpoint, str(directory), 1,
-                               checkpoint_name='model.ckpt').save(2)
-    save_network_description(str(directory), PLAIN)
-    return directory
+    return save_checkpoint(directory, describe(PLAIN), step=2)
 
 
 def test_an_unconditioned_network_with_a_short_seed(plain, files, tmp_path):  # noqa: F811
@@ -157,12 +142,12 @@ def test_an_unconditioned_network_with_a_short_seed(plain, files, tmp_path):  # 
                           '--logdir', tmp_path / 'logs')
     assert result.returncode == 0, result.stderr
     clip = load_clip(str(seed), 8000, MuLawSoftmax(Q), 10 ** 6)
-    assert 0 < len(clip) < build_model(PLAIN).receptive_field
+    assert 0 < len(clip) < describe(PLAIN).receptive_field
     audio = soundfile.read(str(out))[0]
     assert audio.shape == (len(clip) + 100,)
     np.testing.assert_allclose(audio[:len(clip)], numpy_mu_law_decode(clip, Q),
                                atol=1.01 / 2 ** 15)
-    assert audio_summaries(tmp_path / 'logs') == [('generated', 0)]
+    assert sorted(audio_summaries(tmp_path / 'logs')) == [('generated', 0)]
 
 
 @pytest.mark.parametrize('flags, message', [

@@ -3,6 +3,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import numpy_mu_law_decode, numpy_mu_law_encode
 
 from wavenet import (
     batch_to_time,
@@ -14,19 +15,6 @@ from wavenet import (
 )
 
 QUANT_LEVELS = 256
-
-
-def manual_mu_law_encode(signal, quantization_channels):
-    mu = quantization_channels - 1
-    magnitude = np.log1p(mu * np.minimum(np.abs(signal), 1.0)) / np.log1p(mu)
-    signal = np.sign(signal) * magnitude
-    return ((signal + 1) / 2 * mu + 0.5).astype(np.int32)
-
-
-def manual_mu_law_decode(codes, quantization_channels):
-    mu = quantization_channels - 1
-    y = 2 * (codes.astype(np.float32) / mu) - 1
-    return np.sign(y) * (1.0 / mu) * ((1.0 + mu) ** np.abs(y) - 1.0)
 
 
 # -- mu-law ----------------------------------------------------------------------------
@@ -53,9 +41,9 @@ def test_mu_law_encode_types_and_range():
 def test_mu_law_matches_numpy(signal):
     signal = signal.astype(np.float32)
     encoded = mu_law_encode(signal, QUANT_LEVELS).numpy()
-    np.testing.assert_array_equal(encoded, manual_mu_law_encode(signal, QUANT_LEVELS))
+    np.testing.assert_array_equal(encoded, numpy_mu_law_encode(signal, QUANT_LEVELS))
     np.testing.assert_allclose(mu_law_decode(encoded, QUANT_LEVELS).numpy(),
-                               manual_mu_law_decode(encoded, QUANT_LEVELS), atol=1e-6)
+                               numpy_mu_law_decode(encoded, QUANT_LEVELS), atol=1e-6)
 
 
 def test_mu_law_clips_out_of_range_audio():

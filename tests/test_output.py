@@ -3,17 +3,15 @@ included), its draws against its CDF, its 16-bit codes, incremental against full
 outputs, and a small network that learns a chord with it and generates the chord in more
 than 256 distinct 16-bit values."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
+from helpers import GENERATE, TRAIN, run_tool
 from scipy import stats
 from test_end_to_end import make_sine_waves, note_powers
-from test_train import PARAMS, TRAIN, corpus  # noqa: F401 -- corpus is a fixture
+from test_train import PARAMS, corpus  # noqa: F401 -- corpus is a fixture
 
 from wavenet import WaveNetModel, optimizer_factory
 from wavenet.checkpoints import load_tf1_weights, restore_model
@@ -25,10 +23,8 @@ from wavenet.generation import (
     uniform_streams,
 )
 from wavenet.output import MixtureOfLogistics, MuLawSoftmax
-from wavenet.params import build_model, load_network_description
+from wavenet.params import NetworkDescription, build_model
 from wavenet.training import make_train_step
-
-GENERATE = os.path.join(os.path.dirname(TRAIN), 'generate.py')
 
 MIXTURE = MixtureOfLogistics(components=3, log_scale_min=-7.0)
 
@@ -199,23 +195,21 @@ def test_train_and_generate_a_mixture_network_through_the_tools(corpus, tmp_path
                   output_distribution='mixture_of_logistics', mixture_components=3)
     (tmp_path / 'mixture.json').write_text(json.dumps(params))
     logdir = tmp_path / 'logdir'
-    result = subprocess.run(
-        [sys.executable, TRAIN, f'--data_dir={corpus}', f'--wavenet_params={tmp_path}/mixture.json',
-         '--sample_size=500', '--silence_threshold=0', f'--logdir={logdir}', '--num_steps=3'],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = run_tool(TRAIN, f'--data_dir={corpus}', f'--wavenet_params={tmp_path}/mixture.json',
+                      '--sample_size=500', '--silence_threshold=0', f'--logdir={logdir}',
+                      '--num_steps=3', cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     saved = json.loads((logdir / 'wavenet_params.json').read_text())
     assert saved['output_distribution'] == 'mixture_of_logistics'
     assert saved['mixture_components'] == 3 and saved['log_scale_min'] == -7.0
     out = tmp_path / 'out.wav'
-    result = subprocess.run(
-        [sys.executable, GENERATE, str(logdir), '--samples=2000', '--seed=1',
-         f'--wav_out_path={out}'], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = run_tool(GENERATE, logdir, '--samples=2000', '--seed=1', f'--wav_out_path={out}',
+                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     pcm, rate = soundfile.read(str(out), dtype='int16')
     assert rate == 16000 and len(pcm) == 2000
     assert len(np.unique(pcm)) > 256
-    net = build_model(load_network_description(str(logdir)))
+    net = build_model(NetworkDescription.beside(str(logdir)))
     restore_model(net, str(logdir / 'model.ckpt-2'))
     # The wav is the codes the loop drew, one for one: the same seed draws them again.
     noise = UniformStreams(1, [stream_key(0, 0)])

@@ -3,17 +3,11 @@ import json
 import os
 
 import pytest
+from helpers import OPTIONAL_DEFAULTS, ROOT
 
-from wavenet.params import (
-    OPTIONAL_DEFAULTS,
-    OUTPUT_DEFAULTS,
-    build_model,
-    load_network_description,
-    load_params,
-    save_network_description,
-)
+from wavenet.params import NetworkDescription, build_model
 
-ROOT = os.path.join(os.path.dirname(__file__), '..')
+load_params = NetworkDescription.load
 ORIGINAL_DEFAULTS = {
     'filter_width': 2, 'sample_rate': 16000, 'dilations': [2 ** i for i in range(10)] * 5,
     'residual_channels': 32, 'dilation_channels': 32, 'quantization_channels': 256,
@@ -24,8 +18,10 @@ ORIGINAL_DEFAULTS = {
 def test_default_params_are_the_originals():
     params = load_params(os.path.join(ROOT, 'wavenet_params.json'))
     # No local conditioning fields in the file: a plain WaveNet, with the lc defaults.
-    assert params == dict(ORIGINAL_DEFAULTS, **OPTIONAL_DEFAULTS)
-    assert params['lc_channels'] is None and params['lc_n_fft'] == 1024
+    assert params.as_json() == dict(ORIGINAL_DEFAULTS, **OPTIONAL_DEFAULTS, gc_channels=None,
+                                    gc_cardinality=None)
+    assert params.lc_channels is None and params.lc_n_fft == 1024
+    assert params.receptive_field == 5117
     assert build_model(params).receptive_field == 5117
 
 
@@ -71,14 +67,35 @@ def test_unreadable_params(tmp_path):
 
 
 def test_network_description_round_trip(tmp_path):
-    assert load_network_description(str(tmp_path)) is None
-    path = save_network_description(str(tmp_path), ORIGINAL_DEFAULTS, 32, 377)
+    assert NetworkDescription.beside(str(tmp_path)) is None
+    described = NetworkDescription(**ORIGINAL_DEFAULTS).with_speakers(32, 377)
+    path = described.save(str(tmp_path))
     assert os.listdir(tmp_path) == ['wavenet_params.json'] and path.endswith('.json')
-    description = load_network_description(str(tmp_path))
-    assert description == dict(ORIGINAL_DEFAULTS, **OPTIONAL_DEFAULTS, gc_channels=32,
-                               gc_cardinality=377)
-    net = build_model(description, description['gc_channels'], description['gc_cardinality'])
+    # The file is the params file's JSON with every field spelled out.
+    assert json.loads(open(path).read()) == dict(ORIGINAL_DEFAULTS, **OPTIONAL_DEFAULTS,
+                                                 gc_channels=32, gc_cardinality=377)
+    description = NetworkDescription.beside(str(tmp_path))
+    assert description == described and description.dilations == tuple(described.dilations)
+    net = build_model(description)
     assert net.gc_embedding.shape == (377, 32)
+
+
+def test_a_description_written_before_the_optional_fields_loads_with_their_defaults(tmp_path):
+    # As a logdir of the original's fields plus the speakers was saved.
+    (tmp_path / 'wavenet_params.json').write_text(json.dumps(dict(
+        ORIGINAL_DEFAULTS, gc_channels=32, gc_cardinality=377, a_key_it_ignores=1)))
+    description = NetworkDescription.beside(str(tmp_path))
+    assert description.as_json() == dict(ORIGINAL_DEFAULTS, **OPTIONAL_DEFAULTS,
+                                         gc_channels=32, gc_cardinality=377)
+
+
+def test_difference_names_the_first_field_that_differs():
+    described = NetworkDescription(**ORIGINAL_DEFAULTS)
+    assert described.difference(described) is None
+    assert described.difference({'dilations': list(described.dilations)}) is None
+    assert described.difference(dict(residual_channels=16, skip_channels=8)) == \
+        ('residual_channels', 32, 16)
+    assert described.difference(described.with_speakers(4, 6)) == ('gc_channels', None, 4)
 
 
 VOCODER = dict(ORIGINAL_DEFAULTS, lc_channels=80, lc_hop_length=256,
@@ -89,11 +106,10 @@ def test_vocoder_params_and_their_description(tmp_path):
     path = tmp_path / 'vocoder.json'
     path.write_text(json.dumps(VOCODER))
     params = load_params(str(path))
-    assert params == dict(VOCODER, lc_n_fft=1024, lc_fmin=0, lc_fmax=None, input_noise=0.0,
-                          lc_context_channels=0, lpc_order=0, **OUTPUT_DEFAULTS)
-    save_network_description(str(tmp_path), params)
-    assert load_network_description(str(tmp_path)) == dict(params, gc_channels=None,
-                                                           gc_cardinality=None)
+    assert params.as_json() == dict(OPTIONAL_DEFAULTS, **VOCODER, gc_channels=None,
+                                    gc_cardinality=None)
+    params.save(str(tmp_path))
+    assert NetworkDescription.beside(str(tmp_path)) == params
     net = build_model(params)
     assert net.local_condition_channels == 80 and net.lc_hop_length == 256
     assert net.dilated_stack[0].lc_filter.shape == (1, 80, 32)

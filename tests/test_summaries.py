@@ -4,22 +4,20 @@ generate.py's pictures, read back with TensorBoard's own event reader."""
 import io
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
+from helpers import GENERATE, TRAIN
+from helpers import run_tool as run
 from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
-from test_train import PARAMS, ROOT, TRAIN, write_corpus
+from test_train import PARAMS, write_corpus
 from test_vocoder_cli import VOCODER
 
 from wavenet import quality
 from wavenet.audio_reader import held_out
 from wavenet.summaries import spectrogram_picture
-
-GENERATE = os.path.join(ROOT, 'generate.py')
 
 
 def brightness_by_row(picture):
@@ -75,11 +73,6 @@ class Events:
 
     def image_width(self, tag):
         return int(self.values(tag)[0].reshape(-1)[0])  # [width, height, png...]
-
-
-def run(script, *flags, cwd=None):
-    return subprocess.run([sys.executable, script, *map(str, flags)], capture_output=True,
-                          text=True, timeout=300, cwd=cwd)
 
 
 @pytest.fixture(scope='module')

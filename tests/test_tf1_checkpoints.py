@@ -8,18 +8,17 @@ import io
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
+from helpers import GENERATE, OPTIONAL_DEFAULTS, TRAIN, describe, run_tool
 from test_train import printed_steps, write_corpus
 
 from wavenet import checkpoints, convert_tf1, optimizer_factory
-from wavenet.params import OPTIONAL_DEFAULTS, build_model
+from wavenet.params import build_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEP = 80
 BASE = dict(filter_width=2, sample_rate=16000, dilations=[1, 2, 4, 1, 2], residual_channels=8,
             dilation_channels=6, quantization_channels=32, skip_channels=10, use_biases=False,
@@ -88,7 +87,7 @@ def write_original_checkpoint(folder, params, gc_channels=None, gc_cardinality=N
 
 def given_directly(params, gc_channels, gc_cardinality, values):
     """The network with ``values`` assigned by hand, from the original's names."""
-    net = build_model(params, gc_channels, gc_cardinality)
+    net = build_model(describe(params, gc_channels, gc_cardinality))
     net.causal_layer.kernel.assign(values['wavenet/causal_layer/filter'])
     for i, block in enumerate(net.dilated_stack):
         scope = f'wavenet/dilated_stack/layer{i}/'
@@ -122,9 +121,8 @@ def test_original_checkpoint_loads_into_the_same_network(variant, tmp_path):
     prefix, values = write_original_checkpoint(tmp_path, params, gc_channels, gc_cardinality)
     assert checkpoints.is_tf1_checkpoint(prefix)
     assert checkpoints.find_checkpoint(str(tmp_path)) == prefix
-    checkpoints.check_checkpoint(prefix, dict(params, gc_channels=gc_channels,
-                                              gc_cardinality=gc_cardinality), 'params')
-    net = build_model(params, gc_channels, gc_cardinality)
+    checkpoints.check_checkpoint(prefix, describe(params, gc_channels, gc_cardinality), 'params')
+    net = build_model(describe(params, gc_channels, gc_cardinality))
     checkpoints.restore_model(net, prefix)
     expected = probabilities(given_directly(params, gc_channels, gc_cardinality, values),
                              gc_channels)
@@ -133,7 +131,7 @@ def test_original_checkpoint_loads_into_the_same_network(variant, tmp_path):
     out = tmp_path / 'converted'
     run = convert(prefix, params, tmp_path, gc_channels, gc_cardinality, out)
     assert run.returncode == 0, run.stderr
-    converted = build_model(params, gc_channels, gc_cardinality)
+    converted = build_model(describe(params, gc_channels, gc_cardinality))
     checkpoints.restore_model(converted, str(out / f'model.ckpt-{STEP}'))
     np.testing.assert_allclose(probabilities(converted, gc_channels), expected, atol=1e-6)
     description = json.loads((out / 'wavenet_params.json').read_text())
@@ -159,9 +157,7 @@ def convert(prefix, params, tmp_path, gc_channels=None, gc_cardinality=None, out
 
 
 def generate(checkpoint, cwd, *flags):
-    return subprocess.run([sys.executable, os.path.join(ROOT, 'generate.py'), str(checkpoint),
-                           '--samples=300', '--seed=3', *flags], cwd=cwd,
-                          capture_output=True, text=True, timeout=180)
+    return run_tool(GENERATE, checkpoint, '--samples=300', '--seed=3', *flags, cwd=cwd)
 
 
 def test_generate_and_convert_through_the_command_line(tmp_path):
@@ -189,10 +185,8 @@ def digest(folder):
 
 
 def train(cwd, params_path, *flags):
-    return subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'),
-                           f'--data_dir={corpus_dir(cwd)}', f'--wavenet_params={params_path}',
-                           '--sample_size=300', '--silence_threshold=0', *flags],
-                          cwd=cwd, capture_output=True, text=True, timeout=180)
+    return run_tool(TRAIN, f'--data_dir={corpus_dir(cwd)}', f'--wavenet_params={params_path}',
+                    '--sample_size=300', '--silence_threshold=0', *flags, cwd=cwd)
 
 
 def corpus_dir(cwd):
@@ -292,7 +286,7 @@ def test_bad_conversion_inputs_are_one_line_errors(tmp_path):
     (tmp_path / 'not_a_checkpoint.index').write_text('hello')
     prefix, _ = write_original_checkpoint(tmp_path / 'old', BASE)
     (tmp_path / 'busy').mkdir()
-    ours = build_model(BASE)
+    ours = build_model(describe(BASE))
     tf.train.Checkpoint(model=ours).write(str(tmp_path / 'busy' / 'model.ckpt-1'))
     cases = [
         (tmp_path / 'not_a_checkpoint', [], 'cannot read checkpoint'),

@@ -12,14 +12,13 @@ import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
+from helpers import OPTIONAL_DEFAULTS, ROOT, TRAIN, describe, run_generate, run_tool
 
 from wavenet import optimizer_factory
 from wavenet.audio_reader import cut_pieces, load_audio
 from wavenet.checkpoints import create_checkpoint
-from wavenet.params import OPTIONAL_DEFAULTS, build_model
+from wavenet.params import build_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN = os.path.join(ROOT, 'train.py')
 PARAMS = dict(filter_width=2, sample_rate=16000, dilations=[1, 2, 4, 8], residual_channels=8,
               dilation_channels=8, quantization_channels=256, skip_channels=16, use_biases=True,
               scalar_input=False, initial_filter_width=32)
@@ -54,8 +53,7 @@ def train_flags(corpus, *flags):
 
 
 def run_train(corpus, cwd, *flags):
-    return subprocess.run([sys.executable, TRAIN, *train_flags(corpus, *flags)], cwd=cwd,
-                          capture_output=True, text=True, timeout=180)
+    return run_tool(TRAIN, *train_flags(corpus, *flags), cwd=cwd)
 
 
 def printed_steps(stdout):
@@ -64,7 +62,7 @@ def printed_steps(stdout):
 
 def saved_state(prefix, gc_channels=GC_CHANNELS, gc_cardinality=3):
     """(step, optimizer iterations) restored from checkpoint ``prefix`` into a fresh network."""
-    net = build_model(PARAMS, gc_channels, gc_cardinality)
+    net = build_model(describe(PARAMS, gc_channels, gc_cardinality))
     checkpoint = create_checkpoint(net, optimizer_factory['adam'](1e-3, 0.9))
     checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
     return int(checkpoint.step.numpy()), int(checkpoint.optimizer.iterations.numpy())
@@ -337,7 +335,7 @@ def test_validation_loss_of_the_held_out_files(train_main, corpus, tmp_path, cap
     assert sorted(scalars['validation_loss']) == [0, 2, 4]
     # Independently: the step-4 weights' mean loss over the first three pieces of the
     # held-out files, in sorted order.
-    net = build_model(PARAMS)
+    net = build_model(describe(PARAMS))
     tf.train.Checkpoint(model=net).read('logdir/model.ckpt-4').expect_partial()
     pieces = [p for name in ('p1/p1_001.wav', 'p2/p2_002.wav')
               for p in cut_pieces(load_audio(str(corpus / name), 16000), net.receptive_field,
@@ -363,7 +361,7 @@ def test_a_batch_of_whole_clips(train_main, tmp_path, capsys):
                 '--batch_size=2', '--sample_size=0', '--silence_threshold=0', '--num_steps=1',
                 '--optimizer=sgd', '--learning_rate=1e-12', '--logdir=logdir'])
     (step, printed), = printed_steps(capsys.readouterr().out)
-    net = build_model(PARAMS)
+    net = build_model(describe(PARAMS))
     tf.train.Checkpoint(model=net).read('logdir/model.ckpt-0').expect_partial()
     clips = [cut_pieces(load_audio(str(path), 16000), net.receptive_field, 0)[0]
              for path in sorted(corpus.rglob('*.wav'))]
@@ -381,7 +379,7 @@ def test_rmsprop_and_its_momentum_take_effect(train_main, corpus, tmp_path):
     """The checkpoint after one RMSprop step holds one mean square per weight, started at 1
     as TF 1 starts it (so at least 0.9 after one step; Keras' own would start at 0), and
     a momentum per weight only when --momentum is set."""
-    weights = len(build_model(PARAMS).trainable_variables)
+    weights = len(build_model(describe(PARAMS)).trainable_variables)
     for momentum in (0.0, 0.5):
         train_main(train_flags(corpus, f'--logdir=m{momentum}', '--optimizer=rmsprop',
                                f'--momentum={momentum}', '--num_steps=1'))
@@ -467,9 +465,7 @@ def test_a_damaged_checkpoint_is_named_and_never_written_over(trained, corpus, t
                 f.truncate(os.path.getsize(logdir / name) // 2)
     before = folder_bytes(logdir)
 
-    result = subprocess.run([sys.executable, os.path.join(ROOT, 'generate.py'), str(logdir),
-                             '--gc_id', '1', '--samples', '10', '--logdir', str(tmp_path / 'g')],
-                            capture_output=True, text=True, timeout=180)
+    result = run_generate(logdir, '--gc_id', '1', '--samples', '10', '--logdir', tmp_path / 'g')
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1].startswith(
         f'generate.py: error: checkpoint {damaged} is damaged: its data cannot be read whole')

@@ -1,25 +1,17 @@
 """A vocoder through the command-line tools: train.py on a corpus with a
 conditioned params file, generate.py with --lc_wav / --lc_features, and a one-line error
 (exit 2) for each kind of bad input."""
-import glob
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile
-import tensorflow as tf
+from helpers import GENERATE, TRAIN, audio_summaries, describe, save_checkpoint
+from helpers import run_tool as run
 
-from wavenet import optimizer_factory
-from wavenet.checkpoints import create_checkpoint
 from wavenet.features import MelFeatures
-from wavenet.params import LC_DEFAULTS, build_model, save_network_description
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GENERATE = os.path.join(ROOT, 'generate.py')
-TRAIN = os.path.join(ROOT, 'train.py')
 RATE, HOP, MELS = 8000, 16, 8
 VOCODER = dict(filter_width=2, sample_rate=RATE, dilations=[1, 2, 4, 8], residual_channels=8,
                dilation_channels=8, quantization_channels=64, skip_channels=16,
@@ -30,37 +22,11 @@ PLAIN = {key: value for key, value in VOCODER.items() if not key.startswith('lc_
 GC_CHANNELS, GC_CARDINALITY = 4, 6
 
 
-def run(script, *flags):
-    return subprocess.run([sys.executable, script, *map(str, flags)], capture_output=True,
-                          text=True, timeout=300)
-
-
-def summaries(logdir):
-    """``{(tag, step): samples}`` of the audio summaries below ``logdir``."""
-    found = {}
-    for events in glob.glob(os.path.join(logdir, '**', 'events.out.tfevents.*'),
-                            recursive=True):
-        for event in tf.compat.v1.train.summary_iterator(events):
-            for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name == 'audio':
-                    found[value.tag, event.step] = value
-    return found
-
-
-def save_checkpoint(directory, params, gc_channels=None, gc_cardinality=None):
-    params = dict(LC_DEFAULTS, **params)
-    net = build_model(params, gc_channels, gc_cardinality)
-    checkpoint = create_checkpoint(net, optimizer_factory['adam'](1e-3, 0.9))
-    tf.train.CheckpointManager(checkpoint, str(directory), 5,
-                               checkpoint_name='model.ckpt').save(3)
-    save_network_description(str(directory), params, gc_channels, gc_cardinality)
-
-
 @pytest.fixture(scope='module')
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp('vocoder')
-    save_checkpoint(root / 'vocoder', VOCODER, GC_CHANNELS, GC_CARDINALITY)
-    save_checkpoint(root / 'plain', PLAIN)
+    save_checkpoint(root / 'vocoder', describe(VOCODER, GC_CHANNELS, GC_CARDINALITY), step=3)
+    save_checkpoint(root / 'plain', describe(PLAIN), step=3)
     t = np.arange(1000) / RATE
     soundfile.write(str(root / 'speech.wav'), 0.5 * np.sin(2 * np.pi * 300 * t * (1 + t)), RATE)
     features = MelFeatures(RATE, MELS, HOP, 64)
@@ -91,7 +57,7 @@ def test_copy_synthesis_for_several_speakers(files, tmp_path):
         audio[speaker], rate = soundfile.read(str(tmp_path / f'out_gc{speaker}.wav'))
         assert rate == RATE and audio[speaker].shape == (samples,)
     assert not np.array_equal(audio[1], audio[4])
-    found = summaries(tmp_path / 'logs')
+    found = audio_summaries(tmp_path / 'logs')
     assert sorted(found) == [('generated/speaker_1', 0), ('generated/speaker_4', 0),
                              ('reference', 0)]
 

@@ -1,14 +1,12 @@
 """A vocoder learns what its features say: trained on tones whose pitch glides, it voices
 a pitch track it never heard, frame by frame."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
+from helpers import describe, run_generate
 
 from wavenet import WaveNetModel, mu_law_decode, optimizer_factory
 from wavenet.audio_reader import cut_conditioned_pieces
@@ -16,8 +14,6 @@ from wavenet.features import MelFeatures
 from wavenet.generation import conditioning_rows, generate, start_waveform, uniform_streams
 from wavenet.training import make_train_step
 
-GENERATE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        'generate.py')
 RATE = 4000
 FEATURES = MelFeatures(RATE, channels=20, hop_length=32, n_fft=128)
 
@@ -124,7 +120,6 @@ def test_a_vocoder_voices_tone_bursts_and_the_silences_between(tmp_path, train_m
     """Trained on tone bursts with digital silence between, a vocoder generating freely
     through generate.py is loud in the frames its features call loud and silent in the
     frames they call silent: it neither stays in silence nor hisses through it."""
-    from wavenet.features import MelFeatures
     rng = np.random.default_rng(0)
     corpus = tmp_path / 'corpus'
     corpus.mkdir()
@@ -137,14 +132,11 @@ def test_a_vocoder_voices_tone_bursts_and_the_silences_between(tmp_path, train_m
                 '--silence_threshold', '0', '--checkpoint_every', '400'])
     unseen = bursts(rng, 4)
     soundfile.write(str(tmp_path / 'unseen.wav'), unseen, ON_OFF_RATE)
-    result = subprocess.run([sys.executable, GENERATE, str(tmp_path / 'logdir'),
-                             '--lc_wav', str(tmp_path / 'unseen.wav'), '--seed', '1',
-                             '--wav_out_path', str(tmp_path / 'out.wav'),
-                             '--logdir', str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
+    result = run_generate(tmp_path / 'logdir', '--lc_wav', tmp_path / 'unseen.wav', '--seed', 1,
+                          '--wav_out_path', tmp_path / 'out.wav', '--logdir', tmp_path)
     assert result.returncode == 0, result.stderr
     generated, _ = soundfile.read(str(tmp_path / 'out.wav'), dtype='float32')
-    features = MelFeatures.from_params(dict(ON_OFF, lc_fmin=0, lc_fmax=None))
+    features = describe(ON_OFF).features
     states = frame_states(features, unseen)
     hop = features.hop_length
     rms = np.sqrt(np.mean(generated[:len(states) * hop].reshape(-1, hop) ** 2, axis=1))

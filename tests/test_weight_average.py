@@ -1,23 +1,20 @@
 """The exponential moving average of the weights (train.py --ema_decay): a NumPy recurrence
 over the weights of every step, on one device and on every replica; kept in checkpoints
 and resumed; read by generation unless --ema=false."""
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
+from helpers import run_generate
 from test_distribution import build, global_batch, mirrored
-from test_train import TRAIN, corpus, run_train  # noqa: F401 -- corpus is a fixture
+from test_train import corpus, run_train  # noqa: F401 -- corpus is a fixture
 
 from wavenet.averaging import WeightAverage, averaged_weights
 from wavenet.checkpoints import restore_model
-from wavenet.params import build_model, load_network_description
+from wavenet.params import NetworkDescription, build_model
 from wavenet.training import make_train_step
 
-GENERATE = os.path.join(os.path.dirname(TRAIN), 'generate.py')
 DECAY = 0.6
 
 
@@ -84,7 +81,7 @@ def test_the_average_is_kept_resumed_and_read_by_generation(corpus, tmp_path):  
     prefix = str(logdir / 'model.ckpt-5')
     assert saved(prefix, 'average/updates') == 4
 
-    net = build_model(load_network_description(str(logdir)))
+    net = build_model(NetworkDescription.beside(str(logdir)))
     assert restore_model(net, prefix)
     for i, weight in enumerate(net.trainable_variables):
         np.testing.assert_array_equal(weight.numpy(), saved(prefix, f'average/averages/{i}'))
@@ -95,10 +92,8 @@ def test_the_average_is_kept_resumed_and_read_by_generation(corpus, tmp_path):  
     wavs = {}
     for ema in ('true', 'false'):
         wavs[ema] = tmp_path / f'ema_{ema}.wav'
-        result = subprocess.run(
-            [sys.executable, GENERATE, str(logdir), '--samples=4000', '--seed=3',
-             f'--ema={ema}', f'--wav_out_path={wavs[ema]}'],
-            cwd=tmp_path, capture_output=True, text=True, timeout=180)
+        result = run_generate(logdir, '--samples=4000', '--seed=3', f'--ema={ema}',
+                              f'--wav_out_path={wavs[ema]}', cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert ('Using the average of the weights' in result.stdout) == (ema == 'true')
     # The same seed through other weights draws other samples. After six steps the two

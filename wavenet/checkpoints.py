@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from .averaging import WeightAverage, holds_average
 from .output import MuLawSoftmax
-from .params import PARAM_FIELDS, load_network_description, load_params
+from .params import NETWORK_FILE, NetworkDescription
 
 DEFAULT_PARAMS = './wavenet_params.json'
 TF1_SCOPE = 'wavenet/'
@@ -125,54 +125,61 @@ def keep_original_checkpoints(manager):
 # -- the network a checkpoint holds ---------------------------------------------------------
 
 def network_description(prefix, params_path=None, gc_channels=None, gc_cardinality=None):
-    """``(description, source)``: the network that checkpoint ``prefix`` holds, as params +
-    ``gc_channels`` + ``gc_cardinality``, and where it came from. The description saved
-    beside the checkpoint wins; without one, ``params_path`` and the gc values are used.
-    Explicit values that contradict a saved description are errors naming the field."""
-    saved = load_network_description(os.path.dirname(prefix))
+    """``(description, source)``: the ``NetworkDescription`` of the network that checkpoint
+    ``prefix`` holds, and where it came from. The description saved beside the checkpoint
+    wins; without one, ``params_path`` and the gc values are used. Explicit values that
+    contradict a saved description are errors naming the field."""
+    saved = NetworkDescription.beside(os.path.dirname(prefix))
     if saved is None:
         params_path = params_path or DEFAULT_PARAMS
-        params = load_params(params_path)
-        return dict(params, gc_channels=gc_channels, gc_cardinality=gc_cardinality), params_path
-    source = os.path.join(os.path.dirname(prefix), 'wavenet_params.json')
-    explicit = load_params(params_path) if params_path else {}
-    explicit.update((name, value) for name, value in
-                    [('gc_channels', gc_channels), ('gc_cardinality', gc_cardinality)]
-                    if value is not None)
-    for field, value in explicit.items():
-        if field in saved and saved[field] != value:
-            given = params_path if field in PARAM_FIELDS else f'--{field}'
-            raise ValueError(f'{field} is {value!r} in {given}, but {saved[field]!r} in {source}'
-                             f' (the network the checkpoint was trained as)')
+        described = NetworkDescription.load(params_path)
+        return described.with_speakers(gc_channels, gc_cardinality), params_path
+    source = os.path.join(os.path.dirname(prefix), NETWORK_FILE)
+    explicit = NetworkDescription.load(params_path).as_json() if params_path else {}
+    # The speakers are the flags' (a params file does not give them).
+    explicit.update(gc_channels=gc_channels, gc_cardinality=gc_cardinality)
+    explicit = {name: value for name, value in explicit.items()
+                if value is not None or not name.startswith('gc_')}
+    difference = saved.difference(explicit)
+    if difference:
+        field, kept, value = difference
+        given = f'--{field}' if field.startswith('gc_') else params_path
+        raise ValueError(f'{field} is {_json(value)} in {given}, but {_json(kept)} in {source}'
+                         f' (the network the checkpoint was trained as)')
     return saved, source
 
 
-def check_network_description(directory, params, gc_channels, gc_cardinality,
-                              params_path='--wavenet_params'):
-    """Refuses (``ValueError`` naming the field) a network unlike the one whose newest
-    checkpoint is in ``directory``: unlike the description saved beside it, or without
-    one (an original checkpoint) unlike its weights' shapes. No checkpoint passes."""
+def check_network_description(directory, description, params_path='--wavenet_params'):
+    """Refuses (``ValueError`` naming the field) a ``description`` unlike the network whose
+    newest checkpoint is in ``directory``: unlike the description saved beside it, or
+    without one (an original checkpoint) unlike its weights' shapes. No checkpoint passes."""
     prefix = latest_checkpoint(directory)
     if prefix is None:
         return  # nothing to restore, so nothing to contradict
-    current = dict(params, gc_channels=gc_channels, gc_cardinality=gc_cardinality)
-    saved = load_network_description(directory)
+    saved = NetworkDescription.beside(directory)
     if saved is None:
-        check_checkpoint(prefix, current, params_path)
+        check_checkpoint(prefix, description, params_path)
         return
-    sources = {'gc_channels': f'--gc_channels={gc_channels}',
-               'gc_cardinality': f'the detected --gc_cardinality={gc_cardinality}'}
-    for field, value in saved.items():
-        if field in current and current[field] != value:
-            source = sources.get(field, f'"{field}": {current[field]!r} in --wavenet_params')
-            raise ValueError(f'{source} does not match the network saved in {directory} '
-                             f'("{field}": {value!r})')
+    difference = description.difference(saved)
+    if difference:
+        field, value, kept = difference
+        sources = {'gc_channels': f'--gc_channels={description.gc_channels}',
+                   'gc_cardinality': 'the detected '
+                                     f'--gc_cardinality={description.gc_cardinality}'}
+        source = sources.get(field, f'"{field}": {_json(value)} in --wavenet_params')
+        raise ValueError(f'{source} does not match the network saved in {directory} '
+                         f'("{field}": {_json(kept)})')
+
+
+def _json(value):
+    """A field's value as its params file spells it, lists as lists."""
+    return repr(list(value) if isinstance(value, tuple) else value)
 
 
 def check_checkpoint(prefix, description, source):
     """Raises a ``ValueError`` naming the field where ``description`` disagrees with the
     weight shapes in checkpoint ``prefix``."""
-    kind = description.get('output_distribution', 'softmax')
+    kind = description.output_distribution
     if is_tf1_checkpoint(prefix):
         _check_softmax_only(prefix, kind, f' ({source})')
     found = _checkpoint_fields(prefix)
@@ -183,12 +190,18 @@ def check_checkpoint(prefix, description, source):
         found['quantization_channels'] = width
     else:
         found['mixture_components'] = width / 3 if width % 3 else width // 3
-    expected = dict(description, dilations=len(description['dilations']))
-    for field, value in found.items():
-        if expected.get(field) != value:
-            what = 'dilated layers (dilations)' if field == 'dilations' else field
-            raise ValueError(f'{prefix} holds a network with {what} = {value}, but {source} '
-                             f'says {expected.get(field)}')
+    # The weights tell how many dilated layers there are, not their dilations.
+    layers = found.pop('dilations')
+    if layers != len(description.dilations):
+        raise ValueError(f'{prefix} holds a network with dilated layers (dilations) = '
+                         f'{layers}, but {source} says {len(description.dilations)}')
+    difference = description.difference(found)
+    if difference:
+        field, expected, value = difference
+        value = list(value) if isinstance(value, tuple) else value
+        expected = list(expected) if isinstance(expected, tuple) else expected
+        raise ValueError(f'{prefix} holds a network with {field} = {value}, but {source} '
+                         f'says {expected}')
 
 
 def _checkpoint_fields(prefix):

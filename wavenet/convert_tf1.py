@@ -25,7 +25,7 @@ from .cli import (  # noqa: E402
     native_stderr_silenced,
     positive,
 )
-from .params import build_model, load_params, save_network_description  # noqa: E402
+from .params import NetworkDescription, build_model  # noqa: E402
 
 
 def get_arguments():
@@ -45,14 +45,14 @@ def get_arguments():
     return parser
 
 
-def convert(prefix, params, gc_channels, gc_cardinality, logdir):
+def convert(prefix, description, logdir):
     """Writes the original checkpoint ``prefix`` as ``logdir/model.ckpt-N`` (N from its
     name) with its description; returns the new prefix. ``ValueError`` when the checkpoint
-    does not fit ``params``."""
+    does not fit ``description``."""
     import tensorflow as tf
 
     with native_stderr_silenced():
-        net = build_model(params, gc_channels, gc_cardinality)
+        net = build_model(description)
     checkpoints.load_tf1_weights(net, prefix)
     step = checkpoints.step_in_name(prefix)
     os.makedirs(logdir, exist_ok=True)
@@ -60,7 +60,7 @@ def convert(prefix, params, gc_channels, gc_cardinality, logdir):
     manager = tf.train.CheckpointManager(saved, logdir, max_to_keep=None,
                                          checkpoint_name='model.ckpt')
     path = manager.save(checkpoint_number=step)
-    save_network_description(logdir, params, gc_channels, gc_cardinality)
+    description.save(logdir)
     return path
 
 
@@ -75,15 +75,14 @@ def main(argv=None):
         if os.path.isdir(args.logdir) and checkpoints.latest_checkpoint(args.logdir):
             raise ValueError(f'--logdir {args.logdir}: already holds checkpoints; choose an '
                              'empty folder')
-        params = load_params(args.wavenet_params)
+        description = NetworkDescription.load(args.wavenet_params).with_speakers(
+            args.gc_channels, args.gc_cardinality)
         prefix = checkpoints.find_checkpoint(args.checkpoint)
         if not checkpoints.is_tf1_checkpoint(prefix):
             raise ValueError(f'{prefix} is not a checkpoint of the original toolkit (no '
                              'variable under wavenet/)')
-        description = dict(params, gc_channels=args.gc_channels,
-                           gc_cardinality=args.gc_cardinality)
         checkpoints.check_checkpoint(prefix, description, args.wavenet_params)
-        path = convert(prefix, params, args.gc_channels, args.gc_cardinality, args.logdir)
+        path = convert(prefix, description, args.logdir)
     except ValueError as e:
         parser.error(str(e))
     print(f'Converted {prefix} into {path}')

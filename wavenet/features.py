@@ -60,14 +60,6 @@ class MelFeatures:
     fmin: float = 0.0
     fmax: float | None = None
 
-    @classmethod
-    def from_params(cls, params):
-        """The settings in a loaded params dict, or ``None`` for an unconditioned network."""
-        if params.get('lc_channels') is None:
-            return None
-        return cls(params['sample_rate'], params['lc_channels'], params['lc_hop_length'],
-                   params['lc_n_fft'], params['lc_fmin'], params['lc_fmax'])
-
     def __call__(self, audio):
         return log_mel(audio, self.sample_rate, self.channels, self.hop_length, self.n_fft,
                        self.fmin, self.fmax)

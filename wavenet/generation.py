@@ -11,6 +11,7 @@ features never sit in memory as per-sample rows; each step of the loop reads one
 """
 import concurrent.futures
 import contextlib
+import dataclasses
 import os
 import weakref
 
@@ -141,6 +142,19 @@ def conditioning_rows(net, frames, start_length, samples, silence):
     return ConditioningRows(net, frames, start_length, silence)(0, start_length + samples)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+    """What both loops read besides the start codes, each as a function of a stretch
+    ``(begin, count)`` of the generated samples' positions."""
+    draws_of: object  # -> [B, count] uniforms
+    samples: int
+    gc_embedding: object  # [B, gc_channels] or None
+    temperature: tf.Tensor
+    chunk: int
+    rows_of: object = None  # a vocoder's conditioning rows -> [B, count, C]
+    coefficients_of: object = None  # linear prediction coefficients -> [B, count, order]
+
+
 def generate(net, start, noise, global_condition=None, temperature=1.0, fast=True,
              chunk=CHUNK, local_condition=None, samples=None):
     """Yields int32 code chunks [B, n], ``samples`` in all, that continue ``start`` (codes
@@ -155,110 +169,120 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
     whole network on the last receptive field, as the original's slow path did. Both
     sample the same draws identically.
     """
-    if callable(noise):
-        draws_of = noise
-    else:
+    if not callable(noise):
         noise = tf.convert_to_tensor(noise, tf.float64)
         samples = noise.shape[1]
-
-        def draws_of(begin, count):
-            return noise[:, begin:begin + count]
-    start = tf.convert_to_tensor(start, tf.int32)
-    temperature = tf.constant(temperature, tf.float64)
-    begun = start.shape[1]
-    if local_condition is None or callable(local_condition):
-        rows_of = local_condition
-    else:
-        rows = tf.convert_to_tensor(local_condition, tf.float32)
-
-        def rows_of(begin, count):
-            return rows[:, begin:begin + count]
+    rows_of = local_condition
+    if local_condition is not None and not callable(local_condition):
+        rows_of = _stretches(tf.convert_to_tensor(local_condition, tf.float32))
     coefficients_of = None
     if net.linear_prediction is not None:
         if not isinstance(local_condition, ConditioningRows):
             raise ValueError('a network with linear prediction generates from a '
                              'ConditioningRows (its coefficients come from the frames)')
         coefficients_of = local_condition.coefficients
-    gc_embedding = net.embed_global_condition(global_condition)
-    if fast:
-        loop = _fast_loop(net)
-        batch = start.shape[0]
-        silence = net.sample_coding.silence
-        # The start codes go to the loop as forced codes (pushed, not drawn), whole chunks
-        # of them, preceded by silence (with a vocoder's first conditioning row).
-        lead = -begun % chunk
-        start = tf.pad(start, [[0, 0], [lead, 0]], constant_values=silence)
+    inputs = _Inputs(noise if callable(noise) else _stretches(noise), samples,
+                     net.embed_global_condition(global_condition),
+                     tf.constant(temperature, tf.float64), chunk, rows_of, coefficients_of)
+    start = tf.convert_to_tensor(start, tf.int32)
+    if not fast:
+        yield from _slow_loop(net, start, inputs)
+        return
+    generation = _FastGeneration(net, start, inputs)
+    try:
+        yield from generation.run()
+    finally:
+        generation.close()
 
-        def chunk_rows(first, rows_of):
-            """The conditioning (``rows_of``'s rows) of pushed codes ``[first, first +
-            chunk)``, counted from the silence before the start."""
-            if rows_of is None:
-                return None
-            begin = max(first - lead, 0)
-            rows = rows_of(begin, first + chunk - lead - begin)
-            if first < lead:  # the silence before the start: the first row repeated
-                rows = tf.concat([tf.repeat(rows_of(0, 1), lead - first, axis=1), rows], axis=1)
-            return tf.pad(rows, [[0, 0], [0, chunk - rows.shape[1]], [0, 0]])
 
+def _stretches(rows):
+    """``rows`` [B, T, ...] as a function of a stretch ``(begin, count)``."""
+    return lambda begin, count: rows[:, begin:begin + count]
+
+
+class _FastGeneration:
+    """One run of the compiled loop: the start codes go to it as forced codes (pushed,
+    not drawn), whole chunks of them preceded by silence (with a vocoder's first
+    conditioning row), then chunks of drawn samples. Each group of batch rows has a
+    thread, on which its chunks run in order, so the next chunk can start before the
+    caller has handled (written) the last one."""
+
+    def __init__(self, net, start, inputs):
+        self.loop, self.inputs = _fast_loop(net), inputs
+        chunk, silence = inputs.chunk, net.sample_coding.silence
+        begun = start.shape[1]
+        self.lead = -begun % chunk
+        self.start = tf.pad(start, [[0, 0], [self.lead, 0]], constant_values=silence)
         # Each row starts in the steady state of endless silence, which a receptive field
         # of silence reaches too (no sample depends on codes further back): only the
         # chunks from the first code (or conditioning row) that differs need pushing.
+        rows_of, coefficients_of = inputs.rows_of, inputs.coefficients_of
         start_rows = None if rows_of is None else rows_of(0, begun)
-        settled = (lead + _silent_length(start[:, lead:], start_rows, silence)) // chunk * chunk
-        steady_projection = None if rows_of is None else \
-            net.project_local_condition(rows_of(0, 1))
-        steady_coefficients = None if coefficients_of is None else coefficients_of(0, 1)
-        groups = [_RowGroup(net, group, gc_embedding, steady_projection, steady_coefficients)
-                  for group in _row_groups(batch)]
-        draw = tf.fill([batch, chunk], -1)
-        silent = tf.zeros([batch, chunk], tf.float64)
+        self.settled = (self.lead + _silent_length(self.start[:, self.lead:], start_rows,
+                                                   silence)) // chunk * chunk
+        projection = None if rows_of is None else net.project_local_condition(rows_of(0, 1))
+        coefficients = None if coefficients_of is None else coefficients_of(0, 1)
+        batch = start.shape[0]
+        self.groups = [_RowGroup(net, group, inputs.gc_embedding, projection, coefficients)
+                       for group in _row_groups(batch)]
+        self.threads = [concurrent.futures.ThreadPoolExecutor(1) for _ in self.groups]
+        self.drawn = tf.fill([batch, chunk], -1)
+        self.silent = tf.zeros([batch, chunk], tf.float64)
 
-        # A thread per row group: a group's chunks run in order on its thread, so the
-        # next chunk can start before the caller has handled (written) the last one.
-        threads = [concurrent.futures.ThreadPoolExecutor(1) for _ in groups]
+    def run(self):
+        """Pushes the start codes, then yields the drawn codes chunk by chunk."""
+        chunk, samples = self.inputs.chunk, self.inputs.samples
+        # Quiet: the first call compiles the loop, or loads it from the compilation
+        # cache, and XLA logs errors it recovers from as it reads the file.
+        with native_stderr_silenced():
+            for first in range(self.settled, self.start.shape[1], chunk):
+                self._submit(first, self.start[:, first:first + chunk], self.silent)()
+        ahead = self._submit_samples(0) if samples > 0 else None
+        for begin in range(0, samples, chunk):
+            count, codes = ahead
+            if begin + chunk < samples:
+                ahead = self._submit_samples(begin + chunk)
+            yield codes()[:, :count]
 
-        def submit(first, forced, draws):
-            """Starts the chunk of pushed codes ``[first, first + chunk)`` on every row
-            group; returns a function that waits for its codes."""
-            lc_rows = chunk_rows(first, rows_of)
-            lpc_rows = chunk_rows(first, coefficients_of)
-            runs = [thread.submit(group.run, loop, forced, draws, temperature, lc_rows,
-                                  lpc_rows)
-                    for thread, group in zip(threads, groups)]
-            return lambda: tf.concat([run.result() for run in runs], axis=0)
+    def close(self):
+        for thread in self.threads:
+            thread.shutdown()
 
-        def submit_samples(begin):
-            # Every call gets a full chunk, so XLA compiles one shape; the surplus samples
-            # of the last one are dropped.
-            draws = draws_of(begin, min(chunk, samples - begin))
-            padded = tf.pad(draws, [[0, 0], [0, chunk - draws.shape[1]]])
-            return draws.shape[1], submit(start.shape[1] + begin, draw, padded)
+    def _submit(self, first, forced, draws):
+        """Starts the chunk of pushed codes ``[first, first + chunk)`` on every row group;
+        returns a function that waits for its codes."""
+        lc_rows = self._chunk_rows(first, self.inputs.rows_of)
+        lpc_rows = self._chunk_rows(first, self.inputs.coefficients_of)
+        runs = [thread.submit(group.run, self.loop, forced, draws, self.inputs.temperature,
+                              lc_rows, lpc_rows)
+                for thread, group in zip(self.threads, self.groups)]
+        return lambda: tf.concat([run.result() for run in runs], axis=0)
 
-        try:
-            # Quiet: the first call compiles the loop, or loads it from the compilation
-            # cache, and XLA logs errors it recovers from as it reads the file.
-            with native_stderr_silenced():
-                for first in range(settled, start.shape[1], chunk):
-                    submit(first, start[:, first:first + chunk], silent)()
-            ahead = submit_samples(0) if samples > 0 else None
-            for begin in range(0, samples, chunk):
-                count, codes = ahead
-                if begin + chunk < samples:
-                    ahead = submit_samples(begin + chunk)
-                yield codes()[:, :count]
-        finally:
-            for thread in threads:
-                thread.shutdown()
-    else:
-        yield from _slow_loop(net, start, draws_of, samples, gc_embedding, temperature, chunk,
-                              rows_of, coefficients_of)
+    def _submit_samples(self, begin):
+        # Every call gets a full chunk, so XLA compiles one shape; the surplus samples of
+        # the last one are dropped.
+        chunk = self.inputs.chunk
+        draws = self.inputs.draws_of(begin, min(chunk, self.inputs.samples - begin))
+        padded = tf.pad(draws, [[0, 0], [0, chunk - draws.shape[1]]])
+        return draws.shape[1], self._submit(self.start.shape[1] + begin, self.drawn, padded)
+
+    def _chunk_rows(self, first, rows_of):
+        """The conditioning (``rows_of``'s rows) of pushed codes ``[first, first +
+        chunk)``, counted from the silence before the start."""
+        if rows_of is None:
+            return None
+        chunk, lead = self.inputs.chunk, self.lead
+        begin = max(first - lead, 0)
+        rows = rows_of(begin, first + chunk - lead - begin)
+        if first < lead:  # the silence before the start: the first row repeated
+            rows = tf.concat([tf.repeat(rows_of(0, 1), lead - first, axis=1), rows], axis=1)
+        return tf.pad(rows, [[0, 0], [0, chunk - rows.shape[1]], [0, 0]])
 
 
-def _slow_loop(net, start, draws_of, samples, gc_embedding, temperature, chunk, rows_of,
-               coefficients_of):
+def _slow_loop(net, start, inputs):
     """``generate``'s slow path: every sample from the whole network over the last
     receptive field of its input, as the original's slow path; chunk by chunk."""
-    output = net.output_distribution
+    output, coefficients_of = net.output_distribution, inputs.coefficients_of
     begun, field = start.shape[1], net.receptive_field
     window = start[:, -field:]  # the sample codes
     heard = window  # what the network reads of them
@@ -270,19 +294,19 @@ def _slow_loop(net, start, draws_of, samples, gc_embedding, temperature, chunk, 
         coding = net.sample_coding
         heard = lpc.excitation_codes(output, coding.decode(start), rows,
                                      before=coding.decode(coding.silence))[:, -field:]
-    for begin in range(0, samples, chunk):
-        draws = draws_of(begin, min(chunk, samples - begin))
+    for begin in range(0, inputs.samples, inputs.chunk):
+        draws = inputs.draws_of(begin, min(inputs.chunk, inputs.samples - begin))
         # The rows of this chunk's windows (a receptive field before each sample).
         first = max(begun + begin - field, 0)
-        rows = None if rows_of is None else \
-            rows_of(first, begun + begin + draws.shape[1] - first)
+        rows = None if inputs.rows_of is None else \
+            inputs.rows_of(first, begun + begin + draws.shape[1] - first)
         codes = []
         for t in range(begin, begin + draws.shape[1]):
             position = begun + t  # of the sample being drawn
             window_rows = None if rows is None else \
                 rows[:, max(position - field, 0) - first:position - first]
-            outputs = net._window(heard, gc_embedding, window_rows)
-            code = pushed = output.sample(outputs, temperature, draws[:, t - begin])
+            outputs = net._window(heard, inputs.gc_embedding, window_rows)
+            code = pushed = output.sample(outputs, inputs.temperature, draws[:, t - begin])
             if coefficients_of is not None:
                 past = net.sample_coding.decode(window[:, -net.linear_prediction.order:])
                 prediction = lpc.predict(past, coefficients_of(position - 1, 1))[:, 0]

@@ -1,4 +1,6 @@
-"""The network description: ``wavenet_params.json`` and the copy kept beside checkpoints."""
+"""The network description: one frozen ``NetworkDescription``, read from a
+``wavenet_params.json`` and kept beside checkpoints as the same JSON."""
+import dataclasses
 import json
 import math
 import os
@@ -14,39 +16,181 @@ PARAM_TYPES = {
     'dilation_channels': int, 'quantization_channels': int, 'skip_channels': int,
     'use_biases': bool, 'scalar_input': bool, 'initial_filter_width': int,
 }
-
-# Local conditioning: optional; absent or null means an unconditioned
-# network, so every params file and description written before them keeps working.
-LC_DEFAULTS = {
-    'lc_channels': None, 'lc_hop_length': None, 'lc_upsample_scales': None,
-    'lc_n_fft': 1024, 'lc_fmin': 0, 'lc_fmax': None, 'lc_context_channels': 0, 'lpc_order': 0,
-}
-# How the network is trained, kept with it: optional, and absent means as the original
-# trained. ``input_noise``: the standard deviation of Gaussian noise added to the waveform
-# the network reads (never to the samples it predicts) in training, so that it learns to
-# rely on its conditioning rather than on a flawless past (see the README's vocoder).
-TRAINING_DEFAULTS = {'input_noise': 0.0}
-# What the network predicts (wavenet.output): optional, and absent means the original's
-# softmax over quantization_channels mu-law codes.
-OUTPUT_DEFAULTS = {'output_distribution': 'softmax', 'mixture_components': 10,
-                   'log_scale_min': -7.0}
 OUTPUT_DISTRIBUTIONS = ('softmax', 'mixture_of_logistics')
-OPTIONAL_DEFAULTS = dict(LC_DEFAULTS, **TRAINING_DEFAULTS, **OUTPUT_DEFAULTS)
-# Every field a params file describes (the description adds gc_channels, gc_cardinality).
-PARAM_FIELDS = tuple(PARAM_TYPES) + tuple(OPTIONAL_DEFAULTS)
 
 
-def load_params(path):
-    """Reads and checks a ``wavenet_params.json``; errors name the file and the field."""
-    try:
-        with open(path) as f:
-            params = json.load(f)
-    except FileNotFoundError:
-        raise ValueError(f'{path}: no such params file') from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f'{path}: not a readable JSON params file ({e})') from None
-    if not isinstance(params, dict):
-        raise ValueError(f'{path}: expected a JSON object of network parameters')
+@dataclasses.dataclass(frozen=True)
+class NetworkDescription:
+    """Everything that decides a network's weights and what it computes: the original's
+    ten fields, then optional ones whose defaults are the original's behaviour (so every
+    params file and description written before them means what it meant), then the
+    speakers, which come from train.py's flags rather than the params file."""
+    filter_width: int
+    sample_rate: int
+    dilations: tuple
+    residual_channels: int
+    dilation_channels: int
+    quantization_channels: int
+    skip_channels: int
+    use_biases: bool
+    scalar_input: bool
+    initial_filter_width: int
+    # Local conditioning (a vocoder); no lc_channels is an unconditioned network.
+    lc_channels: int | None = None
+    lc_hop_length: int | None = None
+    lc_upsample_scales: tuple | None = None
+    lc_n_fft: int = 1024
+    lc_fmin: float = 0
+    lc_fmax: float | None = None
+    lc_context_channels: int = 0
+    lpc_order: int = 0
+    # How the network is trained, kept with it: the standard deviation of Gaussian noise
+    # added to the waveform the network reads (never to the samples it predicts), so that
+    # it learns to rely on its conditioning rather than on a flawless past (see the README).
+    input_noise: float = 0.0
+    # What the network predicts (wavenet.output).
+    output_distribution: str = 'softmax'
+    mixture_components: int = 10
+    log_scale_min: float = -7.0
+    # Global conditioning (speakers).
+    gc_channels: int | None = None
+    gc_cardinality: int | None = None
+
+    def __post_init__(self):
+        # Lists from JSON become tuples: a description is a value, compared and hashed.
+        for name in ('dilations', 'lc_upsample_scales'):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    @classmethod
+    def load(cls, path):
+        """Reads and checks a ``wavenet_params.json``; errors name the file and the field.
+        Keys it does not know are ignored, as the original ignored them."""
+        try:
+            with open(path) as f:
+                fields = json.load(f)
+        except FileNotFoundError:
+            raise ValueError(f'{path}: no such params file') from None
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f'{path}: not a readable JSON params file ({e})') from None
+        if not isinstance(fields, dict):
+            raise ValueError(f'{path}: expected a JSON object of network parameters')
+        return cls.checked(fields, path)
+
+    @classmethod
+    def checked(cls, fields, source):
+        """The description of ``fields`` (a JSON object), checked; errors start with
+        ``source``."""
+        fields = {f.name: fields[f.name] for f in dataclasses.fields(cls) if f.name in fields}
+        _check_required(source, fields)
+        for field in dataclasses.fields(cls):
+            if fields.get(field.name) is None and field.default is not dataclasses.MISSING:
+                fields[field.name] = field.default
+        _check_local_conditioning(source, fields)
+        _check_output(source, fields)
+        noise = fields['input_noise']
+        if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0 <= noise < 1:
+            raise ValueError(f'{source}: "input_noise" must be a number in [0, 1), got '
+                             f'{noise!r}')
+        return cls(**fields)
+
+    @classmethod
+    def beside(cls, checkpoint_dir):
+        """The description saved beside the checkpoints in ``checkpoint_dir``, or ``None``."""
+        path = os.path.join(checkpoint_dir, NETWORK_FILE)
+        return cls.load(path) if os.path.exists(path) else None
+
+    def save(self, logdir):
+        """Writes the description to ``logdir/NETWORK_FILE`` atomically (temporary file +
+        rename), so a reader never sees half a file; returns its path."""
+        path = os.path.join(logdir, NETWORK_FILE)
+        temporary = path + '.tmp'
+        with open(temporary, 'w') as f:
+            json.dump(self.as_json(), f, indent=4)
+        os.replace(temporary, path)
+        return path
+
+    def as_json(self):
+        """The description as the JSON object of a params file (lists, not tuples)."""
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in dataclasses.asdict(self).items()}
+
+    def with_speakers(self, gc_channels, gc_cardinality):
+        return dataclasses.replace(self, gc_channels=gc_channels, gc_cardinality=gc_cardinality)
+
+    def difference(self, other):
+        """The first field where ``other`` (a description, or a mapping of some fields)
+        says otherwise: ``(field, this one's value, other's value)``, or ``None``."""
+        if isinstance(other, NetworkDescription):
+            other = dataclasses.asdict(other)
+        for name, value in other.items():
+            if isinstance(value, list):
+                value = tuple(value)
+            if getattr(self, name) != value:
+                return name, getattr(self, name), value
+        return None
+
+    @property
+    def receptive_field(self):
+        """The receptive field of the network, without building it."""
+        return WaveNetModel.calculate_receptive_field(
+            self.filter_width, self.dilations, self.scalar_input, self.initial_filter_width)
+
+    @property
+    def features(self):
+        """The ``wavenet.features.MelFeatures`` a vocoder reads, or ``None``."""
+        if self.lc_channels is None:
+            return None
+        from .features import MelFeatures
+        return MelFeatures(self.sample_rate, self.lc_channels, self.lc_hop_length,
+                           self.lc_n_fft, self.lc_fmin, self.lc_fmax)
+
+    @property
+    def linear_prediction(self):
+        """The ``wavenet.lpc.LinearPrediction`` of a vocoder with ``lpc_order``, or ``None``."""
+        if not self.lpc_order:
+            return None
+        from .lpc import LinearPrediction
+        return LinearPrediction(self.lpc_order, self.features)
+
+    @property
+    def output(self):
+        """The output distribution (``wavenet.output``)."""
+        return output.from_description(**self._output_fields())
+
+    @property
+    def sample_coding(self):
+        """How the generated samples are coded as ints: the output's codes, or with linear
+        prediction 16-bit samples (``wavenet.lpc``)."""
+        if self.lpc_order:
+            from .lpc import SAMPLES
+            return SAMPLES
+        return self.output
+
+    def _output_fields(self):
+        return dict(quantization_channels=self.quantization_channels,
+                    output_distribution=self.output_distribution,
+                    mixture_components=self.mixture_components,
+                    log_scale_min=self.log_scale_min)
+
+
+def build_model(description, histograms=False):
+    """The ``WaveNetModel`` that ``description`` describes."""
+    d = description
+    return WaveNetModel(
+        batch_size=1, dilations=list(d.dilations), filter_width=d.filter_width,
+        residual_channels=d.residual_channels, dilation_channels=d.dilation_channels,
+        skip_channels=d.skip_channels, use_biases=d.use_biases, scalar_input=d.scalar_input,
+        initial_filter_width=d.initial_filter_width, histograms=histograms,
+        global_condition_channels=d.gc_channels,
+        global_condition_cardinality=d.gc_cardinality,
+        local_condition_channels=d.lc_channels,
+        lc_upsample_scales=None if d.lc_upsample_scales is None else list(d.lc_upsample_scales),
+        lc_context_channels=d.lc_context_channels, linear_prediction=d.linear_prediction,
+        **d._output_fields())
+
+
+def _check_required(path, params):
     for key, kind in PARAM_TYPES.items():
         if key not in params:
             raise ValueError(f'{path}: missing "{key}"')
@@ -59,19 +203,10 @@ def load_params(path):
         raise ValueError(f'{path}: "quantization_channels" must be at least 2, '
                          f'got {params["quantization_channels"]}')
     dilations = params['dilations']
-    if not dilations or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
-                                for d in dilations):
+    if not (isinstance(dilations, list) and dilations and all(_is_positive_int(d)
+                                                               for d in dilations)):
         raise ValueError(f'{path}: "dilations" must be a non-empty list of positive integers')
     _check_size(path, params)
-    for key, default in OPTIONAL_DEFAULTS.items():
-        if params.get(key) is None:
-            params[key] = default
-    _check_local_conditioning(path, params)
-    _check_output(path, params)
-    noise = params['input_noise']
-    if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0 <= noise < 1:
-        raise ValueError(f'{path}: "input_noise" must be a number in [0, 1), got {noise!r}')
-    return params
 
 
 def _memory():
@@ -86,7 +221,9 @@ def _check_size(path, params):
     """Refuses a network that no machine here could hold, before any work: every training
     piece carries a receptive field of network input (a one-hot row per sample unless
     scalar), and generation keeps a receptive field of every layer's inputs."""
-    field = receptive_field(params)
+    field = WaveNetModel.calculate_receptive_field(
+        params['filter_width'], params['dilations'], params['scalar_input'],
+        params['initial_filter_width'])
     width = 1 if params['scalar_input'] else params['quantization_channels']
     needed = 4 * field * max(width, params['residual_channels'])
     memory = _memory()
@@ -169,84 +306,3 @@ def _check_linear_prediction(path, params):
     if order and params['output_distribution'] != 'softmax':
         raise ValueError(f'{path}: "lpc_order" needs the softmax output (the excitation is '
                          f'predicted as mu-law codes), got {params["output_distribution"]!r}')
-
-
-def receptive_field(params):
-    """The receptive field of the network ``params`` describes, without building it."""
-    return WaveNetModel.calculate_receptive_field(
-        params['filter_width'], params['dilations'], params['scalar_input'],
-        params['initial_filter_width'])
-
-
-def build_model(params, gc_channels=None, gc_cardinality=None, histograms=False):
-    """The ``WaveNetModel`` that ``params`` (a loaded params dict) describes."""
-    return WaveNetModel(
-        batch_size=1,
-        dilations=params['dilations'],
-        filter_width=params['filter_width'],
-        residual_channels=params['residual_channels'],
-        dilation_channels=params['dilation_channels'],
-        skip_channels=params['skip_channels'],
-        quantization_channels=params['quantization_channels'],
-        use_biases=params['use_biases'],
-        scalar_input=params['scalar_input'],
-        initial_filter_width=params['initial_filter_width'],
-        histograms=histograms,
-        global_condition_channels=gc_channels,
-        global_condition_cardinality=gc_cardinality,
-        local_condition_channels=params.get('lc_channels'),
-        lc_upsample_scales=params.get('lc_upsample_scales'),
-        lc_context_channels=params.get('lc_context_channels') or 0,
-        linear_prediction=linear_prediction_of(params), **_output_fields(params))
-
-
-def linear_prediction_of(params):
-    """The ``wavenet.lpc.LinearPrediction`` that ``params`` describe, or ``None``."""
-    if not params.get('lpc_order'):
-        return None
-    from .features import MelFeatures
-    from .lpc import LinearPrediction
-    return LinearPrediction(params['lpc_order'], MelFeatures.from_params(params))
-
-
-def output_of(params):
-    """The output distribution (``wavenet.output``) that ``params`` describe."""
-    return output.from_description(quantization_channels=params['quantization_channels'],
-                                   **_output_fields(params))
-
-
-def sample_coding_of(params):
-    """How the samples that the network ``params`` describe generates are coded as ints:
-    its output's codes, or with linear prediction 16-bit samples (``wavenet.lpc``)."""
-    if params.get('lpc_order'):
-        from .lpc import SAMPLES
-        return SAMPLES
-    return output_of(params)
-
-
-def _output_fields(params):
-    """The output fields of ``params``, their defaults where a dict lacks them."""
-    return {field: params.get(field, default) for field, default in OUTPUT_DEFAULTS.items()}
-
-
-def save_network_description(logdir, params, gc_channels=None, gc_cardinality=None):
-    """Writes ``params`` + ``gc_channels`` + ``gc_cardinality`` to ``logdir/NETWORK_FILE``
-    atomically (temporary file + rename), so a reader never sees half a file."""
-    description = dict(params, gc_channels=gc_channels, gc_cardinality=gc_cardinality)
-    path = os.path.join(logdir, NETWORK_FILE)
-    temporary = path + '.tmp'
-    with open(temporary, 'w') as f:
-        json.dump(description, f, indent=4)
-    os.replace(temporary, path)
-    return path
-
-
-def load_network_description(checkpoint_dir):
-    """The description saved beside checkpoints in ``checkpoint_dir``, or ``None``."""
-    path = os.path.join(checkpoint_dir, NETWORK_FILE)
-    if not os.path.exists(path):
-        return None
-    description = load_params(path)
-    description.setdefault('gc_channels', None)
-    description.setdefault('gc_cardinality', None)
-    return description

@@ -7,7 +7,6 @@ from . import generation, quality
 from .audio_reader import MIN_SILENCE_THRESHOLD, load_audio, trim_silence
 from .averaging import averaged_weights
 from .cli import native_stderr_silenced
-from .features import MelFeatures
 
 # The picture: a mel spectrogram in dB, as a person reads speech.
 MELS = 80
@@ -95,22 +94,22 @@ class Sampler:
         self.baseline_written = False
 
     @classmethod
-    def for_corpus(cls, net, params, reader, seconds, silence_threshold, average=None):
+    def for_corpus(cls, net, description, reader, seconds, silence_threshold, average=None):
         """What a training samples: the first four speakers that train (``reader``'s,
         one stream without speakers), or for a vocoder up to ``HELD_OUT_CLIPS`` held-out
         clips (``quality.held_out_clips``; the corpus's first file without a validation
         set), trimmed as the corpus is."""
         speakers = sorted(set(reader.speaker_ids))[:4] if reader.gc_enabled else None
-        features = MelFeatures.from_params(params)
+        features = description.features
         if features is None:
-            return cls(net, params['sample_rate'], seconds, speakers, average=average)
+            return cls(net, description.sample_rate, seconds, speakers, average=average)
         clips = []
         for filename in quality.held_out_clips(reader.validation_files) or reader.files[:1]:
-            audio = load_audio(filename, params['sample_rate'])
+            audio = load_audio(filename, description.sample_rate)
             trimmed = (trim_silence(audio, silence_threshold)
                        if silence_threshold > MIN_SILENCE_THRESHOLD else audio)
             clips.append(trimmed if trimmed.size else audio)
-        return cls(net, params['sample_rate'], seconds, speakers, clips, features, average)
+        return cls(net, description.sample_rate, seconds, speakers, clips, features, average)
 
     def __call__(self, step, writer):
         keys, streams = self.speakers or [0], None

@@ -1,5 +1,6 @@
 """Training: the compiled step, checkpoints that never lose work, and the loop."""
 import contextlib
+import dataclasses
 import math
 import signal
 import threading
@@ -149,81 +150,67 @@ _LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededErr
                        tf.errors.CancelledError, tf.errors.AbortedError)
 
 
-def train(train_step, batches, manager, writer, first_step, num_steps, checkpoint_every,
-          gc_enabled=False, histograms=False, store_metadata=False, strategy=None,
-          chief=True, validation=None, sampler=None, sample_every=0, learning_rate=None):
-    """Runs steps ``first_step .. num_steps - 1`` on ``batches`` (an iterator of
+@dataclasses.dataclass(frozen=True)
+class TrainingPlan:
+    """What a training run does, and when.
+
+    ``validation`` (of ``make_validation``) runs with every periodic checkpoint: its loss
+    is printed and logged as ``validation_loss``. ``sampler`` (a ``summaries.Sampler``)
+    writes generated audio every ``sample_every`` steps and after the last step.
+    ``learning_rate`` (a function of the step, see ``learning_rate_schedule``) sets the
+    optimizer's rate before every step; ``None`` leaves it as it is. ``store_metadata``
+    profiles one step in ``PROFILE_EVERY``."""
+    first_step: int
+    num_steps: int
+    checkpoint_every: int
+    gc_enabled: bool = False
+    histograms: bool = False
+    store_metadata: bool = False
+    validation: object = None
+    sampler: object = None
+    sample_every: int = 0
+    learning_rate: object = None
+
+
+def train(train_step, batches, manager, writer, plan, strategy=None, chief=True):
+    """Runs steps ``plan.first_step .. plan.num_steps - 1`` on ``batches`` (an iterator of
     ``(audio, gc_ids)``, or ``(audio, gc_ids, frames)`` for a vocoder), logging to
-    ``writer`` and saving through ``manager`` every ``checkpoint_every`` steps, on the last
-    step and when stopped. A non-finite loss raises ``TrainingDiverged`` without saving, so
-    the last good checkpoint stays newest.
+    ``writer`` and saving through ``manager`` every ``plan.checkpoint_every`` steps, on the
+    last step and when stopped. A non-finite loss raises ``TrainingDiverged`` without
+    saving, so the last good checkpoint stays newest.
 
     Under a multi-worker ``strategy`` every worker runs this loop in step: a stop request
     on any of them stops all after the same step, and only the ``chief`` prints where
-    checkpoints go and profiles. A worker that stops answering raises ``WorkerLost``.
-
-    ``validation`` (of ``make_validation``) runs with every periodic checkpoint: its loss is
-    printed and logged as ``validation_loss``. ``sampler`` (a ``summaries.Sampler``) writes
-    generated audio every ``sample_every`` steps and after the last step.
-    ``learning_rate`` (a function of the step, see ``learning_rate_schedule``) sets the
-    optimizer's rate before every step; ``None`` leaves it as it is."""
+    checkpoints go and profiles. A worker that stops answering raises ``WorkerLost``."""
     strategy = strategy or tf.distribute.get_strategy()
-    net = manager.checkpoint.model
     spec = getattr(batches, 'element_spec', None)
     if spec is not None:
         # One graph for every piece length: a distributed batch's type does not generalize
         # over shapes as a tensor's does, so each new length would trace the step again.
         audio_spec, gc_spec, *frames_spec = spec
         train_step = train_step.get_concrete_function(
-            audio_spec, gc_spec if gc_enabled else None, next(iter(frames_spec), None))
-    completed = saved = first_step - 1
+            audio_spec, gc_spec if plan.gc_enabled else None, next(iter(frames_spec), None))
+    completed = saved = plan.first_step - 1
     healthy = True
     try:
         with stop_requests() as stop:
-            for step in range(first_step, num_steps):
-                start_time = time.perf_counter()
-                if learning_rate is not None:
-                    manager.checkpoint.optimizer.learning_rate.assign(learning_rate(step))
-                batch = next(batches, None)
-                if batch is None:
-                    raise ValueError('no usable audio: every file in the corpus was skipped')
-                audio, gc_ids, *frames = batch
-                profiling = chief and store_metadata and step % PROFILE_EVERY == 0
-                if profiling:
-                    print('Storing metadata')
-                    tf.profiler.experimental.start(manager.directory)
-                losses = train_step(audio, gc_ids if gc_enabled else None,
-                                    next(iter(frames), None))
-                objective = float(losses.get('total_loss', losses['loss']))
-                if profiling:
-                    tf.profiler.experimental.stop()
-                if not math.isfinite(objective):
-                    healthy = False
-                    raise TrainingDiverged(
-                        f'Loss is {"NaN" if math.isnan(objective) else "infinite"} at step '
-                        f'{step}; stopping. ' + last_good(manager))
+            for step in range(plan.first_step, plan.num_steps):
+                _step(train_step, batches, manager, writer, plan, step, chief)
                 completed = step
-                duration = time.perf_counter() - start_time
-                print(f'step {step:d} - loss = {objective:.3f}, ({duration:.3f} sec/step)')
-                with writer.as_default(step=step):
-                    for name, value in losses.items():
-                        tf.summary.scalar(name, value)
-                    if histograms:
-                        net.write_histograms(step)
-                if step % checkpoint_every == 0:
+                if step % plan.checkpoint_every == 0:
                     save(manager, step, chief)
                     saved = step
-                    if validation is not None:
-                        validation_loss = validation()
-                        print(f'step {step:d} - validation_loss = {validation_loss:.3f}')
-                        with writer.as_default(step=step):
-                            tf.summary.scalar('validation_loss', validation_loss)
-                if sampler is not None and (step % sample_every == 0 or step == num_steps - 1):
-                    sampler(step, writer)
+                    _validate(plan.validation, writer, step)
+                if plan.sampler is not None and (step % plan.sample_every == 0
+                                                 or step == plan.num_steps - 1):
+                    plan.sampler(step, writer)
                 if distribution.any_worker(strategy, stop.is_set()):
                     break
     except KeyboardInterrupt:
         print()
+    except TrainingDiverged:
+        healthy = False  # the last good checkpoint must stay newest
+        raise
     except _LOST_WORKER_ERRORS as e:
         # The others cannot join a last checkpoint: the last one saved stands.
         healthy = False
@@ -233,3 +220,40 @@ def train(train_step, batches, manager, writer, first_step, num_steps, checkpoin
         writer.flush()
         if healthy and completed > saved:
             save(manager, completed, chief)
+
+
+def _step(train_step, batches, manager, writer, plan, step, chief):
+    """Step ``step``: its learning rate, its batch, its update, its line and summaries."""
+    start_time = time.perf_counter()
+    if plan.learning_rate is not None:
+        manager.checkpoint.optimizer.learning_rate.assign(plan.learning_rate(step))
+    batch = next(batches, None)
+    if batch is None:
+        raise ValueError('no usable audio: every file in the corpus was skipped')
+    audio, gc_ids, *frames = batch
+    profiling = chief and plan.store_metadata and step % PROFILE_EVERY == 0
+    if profiling:
+        print('Storing metadata')
+        tf.profiler.experimental.start(manager.directory)
+    losses = train_step(audio, gc_ids if plan.gc_enabled else None, next(iter(frames), None))
+    objective = float(losses.get('total_loss', losses['loss']))
+    if profiling:
+        tf.profiler.experimental.stop()
+    if not math.isfinite(objective):
+        raise TrainingDiverged(f'Loss is {"NaN" if math.isnan(objective) else "infinite"} at '
+                               f'step {step}; stopping. ' + last_good(manager))
+    duration = time.perf_counter() - start_time
+    print(f'step {step:d} - loss = {objective:.3f}, ({duration:.3f} sec/step)')
+    with writer.as_default(step=step):
+        for name, value in losses.items():
+            tf.summary.scalar(name, value)
+        if plan.histograms:
+            manager.checkpoint.model.write_histograms(step)
+
+
+def _validate(validation, writer, step):
+    if validation is not None:
+        validation_loss = validation()
+        print(f'step {step:d} - validation_loss = {validation_loss:.3f}')
+        with writer.as_default(step=step):
+            tf.summary.scalar('validation_loss', validation_loss)
