@@ -69,6 +69,7 @@ METADATA = False
 
 
 def get_arguments():
+    """The flags, the original's first and in its order: one flat list, long by nature."""
     parser = ArgumentParser(description='WaveNet example network')
     parser.add_argument('--batch_size', type=positive(int), default=BATCH_SIZE,
                         help='How many wav files to process at once. Default: '

@@ -264,6 +264,8 @@ class WaveNetModel(keras.Model):
                  lc_upsample_scales=None, lc_context_channels=0, output_distribution='softmax',
                  mixture_components=10, log_scale_min=-7.0, linear_prediction=None,
                  name='wavenet', **kwargs):
+        # Long, and kept whole: it takes the original's arguments one by one (its API), and
+        # each layer below is built from them once, in the order the checkpoints name them.
         super().__init__(name=name, **kwargs)
         # Keras' Trainer keeps a `loss` attribute for compile(); here `loss` is the
         # original API's method, and the model is trained by an explicit step instead.
