@@ -10,9 +10,7 @@ import shutil
 import tempfile
 from datetime import datetime
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-from wavenet import load_tensorflow  # noqa: E402
+from wavenet import load_tensorflow
 
 load_tensorflow()  # first, with TensorFlow's start-up logs muted
 

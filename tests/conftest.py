@@ -1,12 +1,15 @@
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import soundfile  # noqa: E402
 
 from wavenet.distribution import configure_cpu_devices  # noqa: E402
 
@@ -14,6 +17,18 @@ from wavenet.distribution import configure_cpu_devices  # noqa: E402
 # mirrored training can be tested in this process (one device, with every core, is used
 # unless a test asks for a strategy).
 configure_cpu_devices(2, share_threads=False)
+
+# isort: split
+from helpers import (  # noqa: E402
+    GC_CARDINALITY,
+    GC_CHANNELS,
+    SMALL,
+    SMALL_VOCODER,
+    TEN_LAYERS,
+    describe,
+    save_checkpoint,
+    write_json,
+)
 
 # The tools keep compiled loops in a cache folder: the suite's own, not the user's.
 _cache = tempfile.TemporaryDirectory(prefix='wavenet-cache-')
@@ -42,3 +57,40 @@ def train_main(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv('TF_CONFIG', raising=False)
     return module.main
+
+
+@pytest.fixture(scope='session')
+def speaker_files(tmp_path_factory):
+    """A speaker-conditioned ``SMALL`` checkpoint with its description (``described``, its
+    ``prefix``), the same checkpoint alone (``bare``), params files (``params``, and
+    ``other_params`` and ``broken_params`` that contradict it) and a seed clip."""
+    root = tmp_path_factory.mktemp('speakers')
+    described = save_checkpoint(root / 'described', describe(SMALL, GC_CHANNELS,
+                                                               GC_CARDINALITY), step=7)
+    bare = root / 'bare'
+    shutil.copytree(described, bare, ignore=shutil.ignore_patterns('wavenet_params.json'))
+    t = np.arange(4000) / SMALL['sample_rate']
+    soundfile.write(str(root / 'seed.wav'), 0.6 * np.sin(2 * np.pi * 220 * t), 8000)
+    return dict(root=root, described=described, bare=bare,
+                prefix=described / 'model.ckpt-7', seed=root / 'seed.wav',
+                params=write_json(root / 'params.json', SMALL),
+                other_params=write_json(root / 'other.json', dict(SMALL, residual_channels=16)),
+                broken_params=write_json(root / 'broken.json', dict(SMALL, filter_width='2')))
+
+
+@pytest.fixture(scope='session')
+def plain_checkpoint(tmp_path_factory):
+    """An unconditioned ``TEN_LAYERS`` network, its description beside it."""
+    return save_checkpoint(tmp_path_factory.mktemp('plain'), describe(TEN_LAYERS), step=2)
+
+
+@pytest.fixture(scope='session')
+def small_vocoder(tmp_path_factory):
+    """A ``SMALL_VOCODER`` checkpoint (``checkpoint``) and two tones to voice, 0.06 s and
+    0.15 s long (``root`` / 'short.wav', 'long.wav')."""
+    root = tmp_path_factory.mktemp('vocoder')
+    rate = SMALL_VOCODER['sample_rate']
+    for name, seconds in (('short', 0.06), ('long', 0.15)):
+        t = np.arange(int(seconds * rate)) / rate
+        soundfile.write(str(root / f'{name}.wav'), 0.5 * np.sin(2 * np.pi * 440 * t), rate)
+    return dict(root=root, checkpoint=save_checkpoint(root / 'vocoder', describe(SMALL_VOCODER)))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import soundfile
 import tensorflow as tf
 
 from wavenet import optimizer_factory
@@ -25,6 +26,16 @@ OPTIONAL_DEFAULTS = {
     'input_noise': 0.0, 'output_distribution': 'softmax', 'mixture_components': 10,
     'log_scale_min': -7.0,
 }
+# A small network of four layers, and the same as a vocoder of 8 mel channels; what the
+# tools' tests generate from (with GC_CHANNELS and GC_CARDINALITY, as speakers).
+SMALL = dict(filter_width=2, sample_rate=8000, dilations=[1, 2, 4, 8], residual_channels=8,
+             dilation_channels=8, quantization_channels=64, skip_channels=16, use_biases=True,
+             scalar_input=False, initial_filter_width=32)
+SMALL_VOCODER = dict(SMALL, lc_channels=8, lc_hop_length=16, lc_upsample_scales=[4, 4],
+                     lc_n_fft=64)
+GC_CHANNELS, GC_CARDINALITY = 4, 6
+# Ten layers: a receptive field (1055) longer than a short seed clip.
+TEN_LAYERS = dict(SMALL, dilations=[2 ** k for k in range(10)])
 # Every tool run is bounded, so that one that hangs fails its test instead of the suite.
 TOOL_TIMEOUT = 300
 
@@ -37,6 +48,11 @@ def run_tool(script, *flags, cwd=None, env=None):
 
 def run_generate(*flags, cwd=None, env=None):
     return run_tool(GENERATE, *flags, cwd=cwd, env=env)
+
+
+def read_int16(path):
+    """A wav's samples as the 16-bit integers written."""
+    return soundfile.read(str(path), dtype='int16')[0]
 
 
 def write_json(path, value):

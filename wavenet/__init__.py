@@ -4,6 +4,7 @@ The public names load on first use (and with them TensorFlow, its start-up logs 
 so that a tool can parse its flags, or fail on them, without paying for TensorFlow.
 """
 import importlib
+import os
 import sys
 
 from .cli import native_stderr_silenced
@@ -33,9 +34,13 @@ def __getattr__(name):
 def load_tensorflow():
     """Imports TensorFlow with the native log lines of its loading muted; returns it.
 
+    Its C++ info and warning lines stay muted afterwards too, unless the user set
+    ``TF_CPP_MIN_LOG_LEVEL``: a tool's output is its own lines and one-line errors.
+
     Keras, which TensorFlow loads, imports scikit-learn when it is installed (librosa
     installs it), for wrappers this toolkit never uses: 0.6 s of every tool's start-up,
     skipped by hiding it during the import."""
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     hidden = 'sklearn' not in sys.modules
     if hidden:
         sys.modules['sklearn'] = None  # what Python takes as "not installed"

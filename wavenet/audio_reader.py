@@ -6,6 +6,7 @@ pieces, exactly as the original toolkit did; decoding runs in parallel and ahead
 training step. For a vocoder (local conditioning) each piece also carries
 its feature frames, computed from the trimmed clip and cut on the same frame boundaries.
 """
+import dataclasses
 import os
 import re
 import sys
@@ -116,6 +117,7 @@ def warn(message):
     print(f'Warning: {message}', file=sys.stderr, flush=True)
 
 
+@dataclasses.dataclass(eq=False)  # a reader is mutable state: equal only to itself
 class AudioReader:
     """Batches of ``(audio [B, T, 1] float32, gc_ids [B] int32)`` from every ``*.wav``
     below ``audio_dir``, plus ``frames [B, ceil(T / hop), C]`` with ``features`` (a
@@ -127,15 +129,17 @@ class AudioReader:
     one warning each, when the pipeline first meets them.
     """
 
-    def __init__(self, audio_dir, sample_rate, gc_enabled, receptive_field, sample_size=None,
-                 silence_threshold=None, features=None, validation_fraction=0):
-        self.audio_dir = audio_dir
-        self.sample_rate = sample_rate
-        self.gc_enabled = gc_enabled
-        self.receptive_field = receptive_field
-        self.sample_size = sample_size
-        self.silence_threshold = silence_threshold
-        self.features = features
+    audio_dir: str
+    sample_rate: int
+    gc_enabled: bool
+    receptive_field: int
+    sample_size: int | None = None
+    silence_threshold: float | None = None
+    features: object = None  # a wavenet.features.MelFeatures, for a vocoder
+    validation_fraction: float = 0
+
+    def __post_init__(self):
+        audio_dir, validation_fraction = self.audio_dir, self.validation_fraction
         self.files = find_files(audio_dir)
         if not self.files:
             raise ValueError(f"No audio files found in '{audio_dir}'.")
@@ -150,7 +154,7 @@ class AudioReader:
                              f'{len(self.files)} files, leaving none to train on')
         all_speaker_ids = [speaker_id(f) for f in self.files]
         self.gc_category_cardinality = None
-        if gc_enabled:
+        if self.gc_enabled:
             for filename, speaker in zip(self.files, all_speaker_ids):
                 if speaker is None:
                     raise ValueError(f"Global conditioning is enabled, but '{filename}' has no "

@@ -11,9 +11,7 @@ and ``train.py --logdir converted`` continues at step 80001.
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-from . import load_tensorflow  # noqa: E402
+from . import load_tensorflow
 
 load_tensorflow()  # first, with TensorFlow's start-up logs muted
 

@@ -146,7 +146,7 @@ def sample_distribution(output, proba, prediction):
     distribution ``proba`` [B, Q] over ``output``'s codes implies, given the
     ``prediction`` [B]."""
     codes = SAMPLES.encode(prediction[:, None] + output.decode(tf.range(output.codes))[None])
-    rows = tf.range(tf.shape(codes)[0])[:, None] * SAMPLES.CODES
+    rows = tf.range(tf.shape(codes)[0])[:, None] * SAMPLES.codes
     summed = tf.math.unsorted_segment_sum(tf.reshape(proba, [-1]), tf.reshape(codes + rows, [-1]),
-                                          tf.shape(codes)[0] * SAMPLES.CODES)
-    return tf.reshape(summed, [-1, SAMPLES.CODES])
+                                          tf.shape(codes)[0] * SAMPLES.codes)
+    return tf.reshape(summed, [-1, SAMPLES.codes])

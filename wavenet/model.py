@@ -144,38 +144,35 @@ class ResidualBlock(keras.layers.Layer):
         self.filter_width = filter_width
         self.input_channels = residual_channels
         self.use_biases = use_biases
-        self.filter = self.add_weight(name='filter', initializer=_glorot(),
-                                      shape=(filter_width, residual_channels, dilation_channels))
-        self.gate = self.add_weight(name='gate', initializer=_glorot(),
-                                    shape=(filter_width, residual_channels, dilation_channels))
+        self.filter, self.gate = self._filter_and_gate(
+            '{}', (filter_width, residual_channels, dilation_channels))
         self.dense = self.add_weight(name='dense', initializer=_glorot(),
                                      shape=(1, dilation_channels, residual_channels))
         self.skip = self.add_weight(name='skip', initializer=_glorot(),
                                     shape=(1, dilation_channels, skip_channels))
         self.conditioned = global_condition_channels is not None
         if self.conditioned:
-            gc_shape = (1, global_condition_channels, dilation_channels)
-            self.gc_filter = self.add_weight(name='gc_filter', shape=gc_shape,
-                                             initializer=_glorot())
-            self.gc_gate = self.add_weight(name='gc_gate', shape=gc_shape,
-                                           initializer=_glorot())
+            self.gc_filter, self.gc_gate = self._filter_and_gate(
+                'gc_{}', (1, global_condition_channels, dilation_channels))
         self.locally_conditioned = local_condition_channels is not None
         if self.locally_conditioned:
-            lc_shape = (1, local_condition_channels, dilation_channels)
-            self.lc_filter = self.add_weight(name='lc_filter', shape=lc_shape,
-                                             initializer=_glorot())
-            self.lc_gate = self.add_weight(name='lc_gate', shape=lc_shape,
-                                           initializer=_glorot())
+            self.lc_filter, self.lc_gate = self._filter_and_gate(
+                'lc_{}', (1, local_condition_channels, dilation_channels))
         if use_biases:
-            self.filter_bias = self.add_weight(name='filter_bias', shape=(dilation_channels,),
-                                               initializer=_zeros())
-            self.gate_bias = self.add_weight(name='gate_bias', shape=(dilation_channels,),
-                                             initializer=_zeros())
+            self.filter_bias, self.gate_bias = self._filter_and_gate(
+                '{}_bias', (dilation_channels,), _zeros)
             self.dense_bias = self.add_weight(name='dense_bias', shape=(residual_channels,),
                                               initializer=_zeros())
             self.skip_bias = self.add_weight(name='skip_bias', shape=(skip_channels,),
                                              initializer=_zeros())
         self.built = True
+
+    def _filter_and_gate(self, name, shape, initializer=_glorot):
+        """A weight for each half of the gated activation, named as the original named
+        them (``name`` formatted with 'filter' and 'gate'): checkpoints match by name."""
+        return tuple(self.add_weight(name=name.format(half), shape=shape,
+                                     initializer=initializer())
+                     for half in ('filter', 'gate'))
 
     @property
     def lc_kernel(self):

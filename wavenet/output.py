@@ -95,16 +95,9 @@ class Pcm16:
     the value ``(c - 32768) / 32768``. What a mixture of logistics predicts, and the
     samples of a vocoder with linear prediction (whose network predicts their excitation
     instead, see ``wavenet.lpc``)."""
-    CODES: ClassVar[int] = 2 ** 16
-    HALF: ClassVar[int] = 2 ** 15
-
-    @property
-    def codes(self):
-        return self.CODES
-
-    @property
-    def silence(self):
-        return self.HALF
+    codes: ClassVar[int] = 2 ** 16
+    silence: ClassVar[int] = 2 ** 15  # the code of a zero sample
+    HALF: ClassVar[int] = 2 ** 15  # a sample's value is (code - HALF) / HALF
 
     def encode(self, audio):
         """Samples in [-1, 1] -> 16-bit codes, rounded to the nearest and clipped."""
@@ -116,7 +109,7 @@ class Pcm16:
 
     def pcm_table(self):
         """Every code's 16-bit sample: the code itself, offset."""
-        return (np.arange(self.CODES) - self.HALF).astype(np.int16)
+        return (np.arange(self.codes) - self.HALF).astype(np.int16)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +152,7 @@ class MixtureOfLogistics(Pcm16):
                           density + tf.math.log(tf.cast(2 * half_bin, dtype)))
         codes = tf.convert_to_tensor(targets)[..., tf.newaxis]
         log_bin = tf.where(codes == 0, upper - tf.nn.softplus(upper),       # log sigmoid
-                           tf.where(codes == self.CODES - 1, -tf.nn.softplus(lower), inside))
+                           tf.where(codes == self.codes - 1, -tf.nn.softplus(lower), inside))
         return tf.reduce_logsumexp(log_weights + log_bin, axis=-1)
 
     def loss(self, outputs, targets):
@@ -169,7 +162,7 @@ class MixtureOfLogistics(Pcm16):
         """The probabilities of every 16-bit code, ``[..., 65536]`` float32 (from the
         mixture's cumulative distribution at the bins' edges, in float64)."""
         log_weights, means, scales = self.parameters(outputs, tf.float64)
-        edges = (tf.range(1, self.CODES, dtype=tf.float64) - self.HALF - 0.5) / self.HALF
+        edges = (tf.range(1, self.codes, dtype=tf.float64) - self.HALF - 0.5) / self.HALF
         cdf = tf.sigmoid((edges[:, tf.newaxis] - means[..., tf.newaxis, :])
                          / scales[..., tf.newaxis, :])
         shape = tf.concat([tf.shape(cdf)[:-2], [1, self.components]], axis=0)
@@ -196,6 +189,7 @@ class MixtureOfLogistics(Pcm16):
         value = (tf.gather(means, chosen, batch_dims=1) + tf.gather(scales, chosen, batch_dims=1)
                  * temperature * (tf.math.log(rest) - tf.math.log1p(-rest)))
         return self.encode(tf.cast(value, tf.float32))
+
 
 def from_description(output_distribution='softmax', quantization_channels=256,
                      mixture_components=10, log_scale_min=-7.0):

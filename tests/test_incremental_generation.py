@@ -1,4 +1,6 @@
-"""Generation in the library: priming, the in-graph loop, sampling and its randomness."""
+"""Incremental generation computes what the full window computes: the compiled loop, its
+priming, chunks and batches of speakers against running the whole network on the window
+for every sample; a vocoder's conditioning rows against the whole conditioning at once."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -262,39 +264,3 @@ def test_start_waveform():
     long_clip = np.arange(net.receptive_field + 10) % Q
     np.testing.assert_array_equal(start_waveform(net, tf.zeros([1], tf.float64), long_clip)[0],
                                   long_clip[:net.receptive_field])
-
-
-def test_temperature_one_leaves_the_distribution_unchanged():
-    proba = tf.nn.softmax(tf.random.normal([4, Q], stddev=3.0))
-    np.testing.assert_allclose(scale_temperature(proba, 1.0), proba, atol=1e-6)
-
-
-def test_lower_temperature_sharpens():
-    proba = np.array([0.5, 0.3, 0.15, 0.05])
-    sharp = scale_temperature(proba, 0.5).numpy()
-    np.testing.assert_allclose(sharp, proba ** 2 / np.sum(proba ** 2))
-    assert sharp[0] > proba[0] and sharp[-1] < proba[-1]
-    entropy = [-np.sum(p * np.log(p)) for p in (proba, sharp)]
-    assert entropy[1] < entropy[0]
-    np.testing.assert_allclose(scale_temperature(proba, 2.0), np.sqrt(proba) /
-                               np.sum(np.sqrt(proba)))
-
-
-@pytest.mark.parametrize('temperature', [1.0, 0.5])
-def test_sampled_frequencies_follow_the_scaled_distribution(temperature):
-    proba = tf.constant([[0.1, 0.0, 0.2, 0.3, 0.4]])
-    draws = 100_000
-    uniform = uniform_streams(2, [0], draws)[0]
-    codes = sample_codes(tf.tile(proba, [draws, 1]), temperature, uniform)
-    frequencies = np.bincount(codes.numpy(), minlength=5) / draws
-    np.testing.assert_allclose(frequencies, scale_temperature(proba, temperature)[0],
-                               atol=0.01)
-    assert frequencies[1] == 0
-
-
-def test_uniform_streams_are_keyed_by_seed_and_key():
-    streams = uniform_streams(1, [3, 5], 1000).numpy()
-    np.testing.assert_array_equal(streams[1], uniform_streams(1, [5], 1000)[0])
-    assert not np.array_equal(streams[0], streams[1])
-    assert not np.array_equal(streams[0], uniform_streams(2, [3], 1000)[0])
-    assert 0 <= streams.min() and streams.max() < 1
