@@ -1,4 +1,5 @@
 import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -20,6 +21,7 @@ configure_cpu_devices(2, share_threads=False)
 
 # isort: split
 from helpers import (  # noqa: E402
+    CORPUS_PARAMS,
     GC_CARDINALITY,
     GC_CHANNELS,
     SMALL,
@@ -27,6 +29,7 @@ from helpers import (  # noqa: E402
     TEN_LAYERS,
     describe,
     save_checkpoint,
+    write_corpus,
     write_json,
 )
 
@@ -94,3 +97,11 @@ def small_vocoder(tmp_path_factory):
         t = np.arange(int(seconds * rate)) / rate
         soundfile.write(str(root / f'{name}.wav'), 0.5 * np.sin(2 * np.pi * 440 * t), rate)
     return dict(root=root, checkpoint=save_checkpoint(root / 'vocoder', describe(SMALL_VOCODER)))
+
+
+@pytest.fixture(scope='module')
+def corpus(tmp_path_factory):
+    """A ``write_corpus`` folder with the ``CORPUS_PARAMS`` network's params.json."""
+    root = write_corpus(tmp_path_factory.mktemp('corpus'))
+    (root / 'params.json').write_text(json.dumps(CORPUS_PARAMS))
+    return root

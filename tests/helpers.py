@@ -1,17 +1,20 @@
 """What the tests share: the tools' paths and how they are run, small network descriptions
-and checkpoints of them, the summaries the tools write, and the mu-law written out in NumPy
-(an independent reference for the toolkit's own)."""
+and checkpoints of them, the summaries the tools write, the mu-law written out in NumPy
+(an independent reference for the toolkit's own), a small corpus and train.py's output, the
+original's E-flat chord, and networks built under a distribution strategy."""
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import soundfile
 import tensorflow as tf
 
-from wavenet import optimizer_factory
+from wavenet import WaveNetModel, distribution, optimizer_factory
 from wavenet.checkpoints import create_checkpoint
 from wavenet.params import NetworkDescription, build_model
 
@@ -32,7 +35,7 @@ SMALL = dict(filter_width=2, sample_rate=8000, dilations=[1, 2, 4, 8], residual_
              dilation_channels=8, quantization_channels=64, skip_channels=16, use_biases=True,
              scalar_input=False, initial_filter_width=32)
 SMALL_VOCODER = dict(SMALL, lc_channels=8, lc_hop_length=16, lc_upsample_scales=[4, 4],
-                     lc_n_fft=64)
+                     lc_n_fft=64, lc_fmin=0, lc_fmax=None)
 GC_CHANNELS, GC_CARDINALITY = 4, 6
 # Ten layers: a receptive field (1055) longer than a short seed clip.
 TEN_LAYERS = dict(SMALL, dilations=[2 ** k for k in range(10)])
@@ -101,3 +104,113 @@ def numpy_mu_law_decode(codes, quantization_channels):
     mu = quantization_channels - 1
     signal = 2 * (np.asarray(codes, np.float64) / mu) - 1
     return np.sign(signal) * ((1 + mu) ** np.abs(signal) - 1) / mu
+
+
+# A corpus of two speakers, and the network the training tests train on it.
+CORPUS_PARAMS = dict(SMALL, sample_rate=16000, quantization_channels=256)
+# train.py's progress line.
+STEP_LINE = re.compile(r'^step (\d+) - loss = (\d+\.\d{3}), \(\d+\.\d{3} sec/step\)$', re.M)
+
+
+def write_corpus(root, speakers=(1, 2)):
+    """Two utterances per speaker: noisy tones, a quarter of a second each."""
+    rng = np.random.default_rng(0)
+    t = np.arange(4000) / 16000
+    for speaker in speakers:
+        for utterance in (1, 2):
+            tone = 0.5 * np.sin(2 * np.pi * 110 * (speaker + utterance) * t)
+            audio = tone * rng.uniform(0.5, 1.0, t.size)
+            path = root / f'p{speaker}' / f'p{speaker}_{utterance:03d}.wav'
+            path.parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(str(path), audio, 16000, subtype='PCM_16')
+    return root
+
+
+def train_flags(corpus, *flags):
+    """train.py's flags for a ``write_corpus`` folder holding its params.json."""
+    return [f'--data_dir={corpus}', f'--wavenet_params={corpus / "params.json"}',
+            '--sample_size=500', '--silence_threshold=0', *flags]
+
+
+def run_train(corpus, cwd, *flags):
+    return run_tool(TRAIN, *train_flags(corpus, *flags), cwd=cwd)
+
+
+def printed_steps(stdout):
+    """``[(step, loss)]`` of train.py's progress lines."""
+    return [(int(step), float(loss)) for step, loss in STEP_LINE.findall(stdout)]
+
+
+def saved_state(prefix, gc_channels=GC_CHANNELS, gc_cardinality=3):
+    """(step, optimizer iterations) restored from checkpoint ``prefix`` into a fresh network."""
+    net = build_model(describe(CORPUS_PARAMS, gc_channels, gc_cardinality))
+    checkpoint = create_checkpoint(net, optimizer_factory['adam'](1e-3, 0.9))
+    checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
+    return int(checkpoint.step.numpy()), int(checkpoint.optimizer.iterations.numpy())
+
+
+def checkpoint_numbers(logdir):
+    """The steps of the checkpoints ``logdir`` keeps."""
+    state = tf.train.get_checkpoint_state(str(logdir))
+    return [int(p.rsplit('-', 1)[1]) for p in state.all_model_checkpoint_paths]
+
+
+# The original's end-to-end test: the E-flat chord, sampled at 2 kHz.
+SAMPLE_RATE_HZ = 2000.0
+SAMPLE_DURATION = 0.5  # seconds
+QUANTIZATION_CHANNELS = 256
+NOTES = [155.56, 196.00, 233.08]  # E-flat, G and B-flat in Hz
+NETWORK = dict(batch_size=1, dilations=[1, 2, 4, 8, 16, 32, 64] * 2, filter_width=2,
+               residual_channels=32, dilation_channels=32, skip_channels=32,
+               quantization_channels=QUANTIZATION_CHANNELS)
+
+
+def make_sine_waves(conditioned):
+    """The chord as one clip, or with conditioning one note per speaker (a batch of 3)."""
+    times = np.arange(0.0, SAMPLE_DURATION, 1.0 / SAMPLE_RATE_HZ)
+    notes = np.stack([0.25 * np.sin(2 * np.pi * f * times) for f in NOTES])
+    if conditioned:
+        return notes.astype(np.float32), np.arange(len(NOTES), dtype=np.int32)
+    return notes.sum(axis=0, keepdims=True).astype(np.float32), None
+
+
+def note_powers(waveform):
+    """Power at each note and the total power up to 500 Hz."""
+    power = np.abs(np.fft.rfft(waveform)) ** 2
+    freqs = np.fft.rfftfreq(waveform.size, 1.0 / SAMPLE_RATE_HZ)
+    power, freqs = power[freqs <= 500.0], freqs[freqs <= 500.0]
+    at_note = [power[np.abs(freqs - f).argmin()] for f in NOTES]
+    return np.array(at_note), power.sum()
+
+
+# Training under a tf.distribute strategy.
+def build_under(strategy, gc=True, lc=False, optimizer='adam'):
+    """A small network (speakers, frames) and its optimizer made in ``strategy``'s scope,
+    with the same initial weights under every strategy."""
+    with strategy.scope():
+        keras.utils.set_random_seed(7)
+        net = WaveNetModel(2, [1, 2, 4, 1, 2, 4], 2, 8, 8, 16, 64, use_biases=True,
+                           global_condition_channels=4 if gc else None,
+                           global_condition_cardinality=5 if gc else None,
+                           local_condition_channels=6 if lc else None,
+                           lc_upsample_scales=[2, 4] if lc else None)
+        chosen = optimizer_factory[optimizer](1e-2, 0.9)
+        create_checkpoint(net, chosen)
+    return net, chosen
+
+
+def global_batch(lc=False):
+    """Four pieces of the same length, two speakers (and with ``lc`` their frames)."""
+    rng = np.random.default_rng(3)
+    t = np.arange(160) / 16000
+    audio = np.stack([0.4 * np.sin(2 * np.pi * f * t) + 0.05 * rng.standard_normal(t.size)
+                      for f in (200, 300, 450, 700)])[..., None].astype(np.float32)
+    batch = (audio, np.array([1, 4, 1, 2], np.int32))
+    if lc:
+        batch += (rng.standard_normal((4, 20, 6)).astype(np.float32) - 4,)
+    return batch
+
+
+def mirrored():
+    """The strategy over the session's two logical CPU devices (see conftest)."""
+    return distribution.choose_strategy('mirrored')

@@ -16,11 +16,17 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import ROOT, TRAIN, describe
-from test_end_to_end import NETWORK, make_sine_waves
-from test_train import (
-    PARAMS,
+from helpers import (
+    CORPUS_PARAMS,
+    NETWORK,
+    ROOT,
+    TRAIN,
+    build_under,
     checkpoint_numbers,
+    describe,
+    global_batch,
+    make_sine_waves,
+    mirrored,
     printed_steps,
     saved_state,
     write_corpus,
@@ -38,7 +44,7 @@ README = os.path.join(ROOT, 'README.md')
 @pytest.fixture(scope='module')
 def corpus(tmp_path_factory):
     root = write_corpus(tmp_path_factory.mktemp('corpus'), speakers=(1, 2, 3))
-    (root / 'params.json').write_text(json.dumps(PARAMS))
+    (root / 'params.json').write_text(json.dumps(CORPUS_PARAMS))
     return root
 
 
@@ -49,47 +55,18 @@ def mixed_precision():
     distribution.set_precision('float32')
 
 
-def mirrored():
-    return distribution.choose_strategy('mirrored')
-
-
-def build(strategy, gc=True, lc=False, optimizer='adam'):
-    with strategy.scope():
-        keras.utils.set_random_seed(7)  # the same initial weights under every strategy
-        net = WaveNetModel(2, [1, 2, 4, 1, 2, 4], 2, 8, 8, 16, 64, use_biases=True,
-                           global_condition_channels=4 if gc else None,
-                           global_condition_cardinality=5 if gc else None,
-                           local_condition_channels=6 if lc else None,
-                           lc_upsample_scales=[2, 4] if lc else None)
-        chosen = optimizer_factory[optimizer](1e-2, 0.9)
-        create_checkpoint(net, chosen)
-    return net, chosen
-
-
-def global_batch(lc=False):
-    """Four pieces of the same length, two speakers (and with ``lc`` their frames)."""
-    rng = np.random.default_rng(3)
-    t = np.arange(160) / 16000
-    audio = np.stack([0.4 * np.sin(2 * np.pi * f * t) + 0.05 * rng.standard_normal(t.size)
-                      for f in (200, 300, 450, 700)])[..., None].astype(np.float32)
-    batch = (audio, np.array([1, 4, 1, 2], np.int32))
-    if lc:
-        batch += (rng.standard_normal((4, 20, 6)).astype(np.float32) - 4,)
-    return batch
-
-
 @pytest.mark.parametrize('lc, l2, optimizer', [(False, 1e-3, 'adam'), (True, None, 'sgd')])
 def test_mirrored_step_equals_the_single_device_step(lc, l2, optimizer):
     batch = global_batch(lc)
-    single, single_optimizer = build(tf.distribute.get_strategy(), lc=lc, optimizer=optimizer)
+    single, single_optimizer = build_under(tf.distribute.get_strategy(), lc=lc, optimizer=optimizer)
     step = make_train_step(single, single_optimizer, l2)
     expected = [step(*batch) for _ in range(3)]
 
     strategy = mirrored()
     assert strategy.num_replicas_in_sync == 2
-    net, net_optimizer = build(strategy, lc=lc, optimizer=optimizer)
+    net, net_optimizer = build_under(strategy, lc=lc, optimizer=optimizer)
     np.testing.assert_array_equal(net.trainable_variables[3].numpy(),
-                                  build(tf.distribute.get_strategy(), lc=lc)[0]
+                                  build_under(tf.distribute.get_strategy(), lc=lc)[0]
                                   .trainable_variables[3].numpy())
     distributed = strategy.experimental_distribute_dataset(
         tf.data.Dataset.from_tensors(batch).repeat())
@@ -350,7 +327,7 @@ def test_mixed_precision_computes_in_half_precision_with_float32_weights(mixed_p
 
 def test_float16_training_scales_the_loss_and_saves_a_plain_optimizer(mixed_precision, tmp_path):
     mixed_precision('mixed_float16')
-    net, _ = build(tf.distribute.get_strategy())
+    net, _ = build_under(tf.distribute.get_strategy())
     optimizer = distribution.wrap_optimizer(optimizer_factory['adam'](1e-2, 0.9))
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     checkpoint = create_checkpoint(net, optimizer)
@@ -361,7 +338,7 @@ def test_float16_training_scales_the_loss_and_saves_a_plain_optimizer(mixed_prec
     prefix = checkpoint.save(str(tmp_path / 'ckpt'))
     # A full-precision network and plain optimizer restore every value of it.
     mixed_precision('float32')
-    plain, plain_optimizer = build(tf.distribute.get_strategy())
+    plain, plain_optimizer = build_under(tf.distribute.get_strategy())
     create_checkpoint(plain, plain_optimizer).restore(prefix).assert_existing_objects_matched()
     assert int(plain_optimizer.iterations.numpy()) == 5
     for got, want in zip(plain.trainable_variables, net.trainable_variables):
@@ -403,5 +380,5 @@ def test_choose_strategy_auto(monkeypatch):
 def test_params_and_build_model_do_not_depend_on_the_strategy():
     # The same description builds the same network under a strategy's scope.
     with mirrored().scope():
-        net = build_model(describe(PARAMS))
+        net = build_model(describe(CORPUS_PARAMS))
     assert isinstance(net.trainable_variables[0].value, tf.distribute.DistributedValues)

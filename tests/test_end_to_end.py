@@ -8,20 +8,14 @@ speaker's own note).
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import NETWORK, NOTES, QUANTIZATION_CHANNELS, make_sine_waves, note_powers
 
 from wavenet import WaveNetModel, mu_law_decode, optimizer_factory
 from wavenet.training import make_train_step
 
-SAMPLE_RATE_HZ = 2000.0
-SAMPLE_DURATION = 0.5  # seconds
 GENERATE_SAMPLES = 1000
-QUANTIZATION_CHANNELS = 256
 MOMENTUM = 0.95
-NOTES = [155.56, 196.00, 233.08]  # E-flat, G and B-flat in Hz
 
-NETWORK = dict(batch_size=1, dilations=[1, 2, 4, 8, 16, 32, 64] * 2, filter_width=2,
-               residual_channels=32, dilation_channels=32, skip_channels=32,
-               quantization_channels=QUANTIZATION_CHANNELS)
 
 VARIANTS = {
     'sgd': dict(net={}, optimizer='sgd', learning_rate=0.02, iterations=400),
@@ -35,16 +29,6 @@ VARIANTS = {
                               global_condition_cardinality=len(NOTES)),
                      optimizer='sgd', learning_rate=0.02, iterations=800),
 }
-
-
-def make_sine_waves(conditioned):
-    """The chord as one clip, or with conditioning one note per speaker (a batch of 3)."""
-    times = np.arange(0.0, SAMPLE_DURATION, 1.0 / SAMPLE_RATE_HZ)
-    notes = np.stack([0.25 * np.sin(2 * np.pi * f * times) for f in NOTES])
-    if conditioned:
-        return notes.astype(np.float32), np.arange(len(NOTES), dtype=np.int32)
-    return notes.sum(axis=0, keepdims=True).astype(np.float32), None
-
 
 def generate_waveform(net, fast_generation, speaker, rng):
     """Samples GENERATE_SAMPLES codes after a receptive field of silence (code 128)."""
@@ -62,16 +46,6 @@ def generate_waveform(net, fast_generation, speaker, rng):
         waveform.append(rng.choice(QUANTIZATION_CHANNELS, p=proba / proba.sum()))
     return mu_law_decode(np.array(waveform[net.receptive_field - 1:]),
                          QUANTIZATION_CHANNELS).numpy()
-
-
-def note_powers(waveform):
-    """Power at each note and the total power up to 500 Hz."""
-    power = np.abs(np.fft.rfft(waveform)) ** 2
-    freqs = np.fft.rfftfreq(waveform.size, 1.0 / SAMPLE_RATE_HZ)
-    power, freqs = power[freqs <= 500.0], freqs[freqs <= 500.0]
-    at_note = [power[np.abs(freqs - f).argmin()] for f in NOTES]
-    return np.array(at_note), power.sum()
-
 
 @pytest.mark.parametrize('name', list(VARIANTS))
 def test_end_to_end_training(name):

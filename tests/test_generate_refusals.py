@@ -114,7 +114,7 @@ def test_two_utterances_of_one_name_refused(small_vocoder, tmp_path):
                           small_vocoder['root'] / 'short.wav', '--lc_wav', other / 'short.wav',
                           '--wav_out_path', tmp_path / 'o.wav')
     assert result.returncode == 2
-    assert 'names two speaker_files of the same name' in result.stderr.strip()
+    assert 'names two files of the same name' in result.stderr.strip()
 
 
 def test_an_unwritable_cache_dir_is_one_line(speaker_files, tmp_path):

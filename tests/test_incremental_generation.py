@@ -14,7 +14,6 @@ from wavenet.generation import (
     start_waveform,
     uniform_streams,
 )
-from wavenet.output import sample_codes, scale_temperature
 
 Q = 32
 VARIANTS = {
@@ -252,7 +251,7 @@ def test_chunks_carry_the_state():
                                   next(generate(net, start, noise[:, 1:], chunk=200)))
 
 
-def test_start_waveform():
+def test_the_window_starts_as_silence_then_the_seed_clip():
     net = small_net()
     silence = start_waveform(net, tf.constant([0.999, 0.0], tf.float64))
     assert silence.shape == (2, net.receptive_field)

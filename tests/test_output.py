@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
-from helpers import GENERATE, TRAIN, run_tool
+from helpers import CORPUS_PARAMS, GENERATE, TRAIN, make_sine_waves, note_powers, run_tool
 from scipy import stats
-from test_end_to_end import make_sine_waves, note_powers
-from test_train import PARAMS, corpus  # noqa: F401 -- corpus is a fixture
 
 from wavenet import WaveNetModel, optimizer_factory
 from wavenet.checkpoints import load_tf1_weights, restore_model
@@ -191,7 +189,7 @@ def test_a_mixture_network_learns_the_chord_in_16_bits():
 def test_train_and_generate_a_mixture_network_through_the_tools(corpus, tmp_path):  # noqa: F811
     """train.py saves the output in the description; generate.py's wav holds the drawn
     16-bit samples themselves."""
-    params = dict(PARAMS, scalar_input=True, quantization_channels=2 ** 16,
+    params = dict(CORPUS_PARAMS, scalar_input=True, quantization_channels=2 ** 16,
                   output_distribution='mixture_of_logistics', mixture_components=3)
     (tmp_path / 'mixture.json').write_text(json.dumps(params))
     logdir = tmp_path / 'logdir'

@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
-from helpers import GENERATE, TRAIN
+from helpers import CORPUS_PARAMS, GENERATE, SMALL_VOCODER, TRAIN, write_corpus
 from helpers import run_tool as run
 from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
-from test_train import PARAMS, write_corpus
-from test_vocoder_cli import VOCODER
 
 from wavenet import quality
 from wavenet.audio_reader import held_out
@@ -79,7 +77,7 @@ class Events:
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp('summaries')
     corpus = write_corpus(root / 'corpus', speakers=(1, 2, 3, 4, 5))
-    (root / 'params.json').write_text(json.dumps(PARAMS))
+    (root / 'params.json').write_text(json.dumps(CORPUS_PARAMS))
     result = run(TRAIN, f'--data_dir={corpus}', f'--wavenet_params={root / "params.json"}',
                  f'--logdir={root / "logdir"}', '--sample_size=500', '--silence_threshold=0',
                  '--gc_channels=4', '--num_steps=4', '--checkpoint_every=2',
@@ -129,7 +127,7 @@ def test_a_vocoder_voices_a_held_out_clip_beside_its_reference(tmp_path):
         path = corpus / f'p1_{utterance:03d}.wav'
         path.parent.mkdir(exist_ok=True)
         soundfile.write(str(path), 0.4 * np.sin(2 * np.pi * 200 * utterance * t), 8000)
-    (tmp_path / 'params.json').write_text(json.dumps(VOCODER))
+    (tmp_path / 'params.json').write_text(json.dumps(SMALL_VOCODER))
     result = run(TRAIN, f'--data_dir={corpus}', f'--wavenet_params={tmp_path / "params.json"}',
                  f'--logdir={tmp_path / "logdir"}', '--sample_size=400', '--num_steps=2',
                  '--silence_threshold=0', '--sample_every=1', '--sample_seconds=0.1',

@@ -13,8 +13,15 @@ import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
-from helpers import GENERATE, OPTIONAL_DEFAULTS, TRAIN, describe, run_tool
-from test_train import printed_steps, write_corpus
+from helpers import (
+    GENERATE,
+    OPTIONAL_DEFAULTS,
+    TRAIN,
+    describe,
+    printed_steps,
+    run_tool,
+    write_corpus,
+)
 
 from wavenet import checkpoints, convert_tf1, optimizer_factory
 from wavenet.params import build_model

@@ -12,65 +12,24 @@ import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
-from helpers import OPTIONAL_DEFAULTS, ROOT, TRAIN, describe, run_generate, run_tool
+from helpers import (
+    CORPUS_PARAMS,
+    GC_CHANNELS,
+    OPTIONAL_DEFAULTS,
+    ROOT,
+    TRAIN,
+    checkpoint_numbers,
+    describe,
+    printed_steps,
+    run_generate,
+    run_train,
+    saved_state,
+    train_flags,
+    write_corpus,
+)
 
-from wavenet import optimizer_factory
 from wavenet.audio_reader import cut_pieces, load_audio
-from wavenet.checkpoints import create_checkpoint
 from wavenet.params import build_model
-
-PARAMS = dict(filter_width=2, sample_rate=16000, dilations=[1, 2, 4, 8], residual_channels=8,
-              dilation_channels=8, quantization_channels=256, skip_channels=16, use_biases=True,
-              scalar_input=False, initial_filter_width=32)
-GC_CHANNELS = 4
-STEP_LINE = re.compile(r'^step (\d+) - loss = (\d+\.\d{3}), \(\d+\.\d{3} sec/step\)$', re.M)
-
-
-def write_corpus(root, speakers=(1, 2)):
-    """Two utterances per speaker: noisy tones, a quarter of a second each."""
-    rng = np.random.default_rng(0)
-    t = np.arange(4000) / 16000
-    for speaker in speakers:
-        for utterance in (1, 2):
-            tone = 0.5 * np.sin(2 * np.pi * 110 * (speaker + utterance) * t)
-            audio = tone * rng.uniform(0.5, 1.0, t.size)
-            path = root / f'p{speaker}' / f'p{speaker}_{utterance:03d}.wav'
-            path.parent.mkdir(parents=True, exist_ok=True)
-            soundfile.write(str(path), audio, 16000, subtype='PCM_16')
-    return root
-
-
-@pytest.fixture(scope='module')
-def corpus(tmp_path_factory):
-    root = write_corpus(tmp_path_factory.mktemp('corpus'))
-    (root / 'params.json').write_text(json.dumps(PARAMS))
-    return root
-
-
-def train_flags(corpus, *flags):
-    return [f'--data_dir={corpus}', f'--wavenet_params={corpus / "params.json"}',
-            '--sample_size=500', '--silence_threshold=0', *flags]
-
-
-def run_train(corpus, cwd, *flags):
-    return run_tool(TRAIN, *train_flags(corpus, *flags), cwd=cwd)
-
-
-def printed_steps(stdout):
-    return [(int(step), float(loss)) for step, loss in STEP_LINE.findall(stdout)]
-
-
-def saved_state(prefix, gc_channels=GC_CHANNELS, gc_cardinality=3):
-    """(step, optimizer iterations) restored from checkpoint ``prefix`` into a fresh network."""
-    net = build_model(describe(PARAMS, gc_channels, gc_cardinality))
-    checkpoint = create_checkpoint(net, optimizer_factory['adam'](1e-3, 0.9))
-    checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
-    return int(checkpoint.step.numpy()), int(checkpoint.optimizer.iterations.numpy())
-
-
-def checkpoint_numbers(logdir):
-    state = tf.train.get_checkpoint_state(str(logdir))
-    return [int(p.rsplit('-', 1)[1]) for p in state.all_model_checkpoint_paths]
 
 
 def events(logdir):
@@ -121,7 +80,7 @@ def test_training_writes_checkpoints_description_and_events(trained):
     assert saved_state(str(logdir / 'model.ckpt-5')) == (5, 6)
 
     description = json.loads((logdir / 'wavenet_params.json').read_text())
-    assert description == dict(PARAMS, **OPTIONAL_DEFAULTS, gc_channels=GC_CHANNELS,
+    assert description == dict(CORPUS_PARAMS, **OPTIONAL_DEFAULTS, gc_channels=GC_CHANNELS,
                                gc_cardinality=3)
 
     scalars, histograms = events(logdir)
@@ -249,7 +208,7 @@ def test_bad_flags_are_one_line_errors(train_main, corpus, tmp_path, capsys, fla
 
 def test_an_impossible_network_is_refused_before_the_corpus_is_read(train_main, corpus,
                                                                    tmp_path, capsys):
-    (tmp_path / 'params.json').write_text(json.dumps(dict(PARAMS, dilations=[1, 2 ** 40])))
+    (tmp_path / 'params.json').write_text(json.dumps(dict(CORPUS_PARAMS, dilations=[1, 2 ** 40])))
     with pytest.raises(SystemExit) as exit_info:
         train_main(train_flags(corpus, f'--wavenet_params={tmp_path / "params.json"}',
                                f'--logdir={tmp_path / "logdir"}'))
@@ -265,7 +224,7 @@ def test_corpus_errors_are_one_line(train_main, tmp_path, capsys):
     write_corpus(tmp_path / 'corpus')
     (tmp_path / 'corpus' / 'unlabelled.wav').write_bytes(
         (tmp_path / 'corpus' / 'p1' / 'p1_001.wav').read_bytes())
-    (tmp_path / 'params.json').write_text(json.dumps(PARAMS))
+    (tmp_path / 'params.json').write_text(json.dumps(CORPUS_PARAMS))
     (tmp_path / 'empty').mkdir()
     (tmp_path / 'unreadable').mkdir()
     for name in ('p1_001.wav', 'p1_002.wav'):  # a corpus of files that are not audio
@@ -296,7 +255,7 @@ def test_a_corpus_of_silence_is_refused_with_a_threshold_that_would_keep_it(trai
         # A sine of amplitude A has a frame RMS of A / sqrt(2): 0.0141 for the louder one.
         soundfile.write(str(path), 0.01 * speaker * np.sin(2 * np.pi * 440 * t), 16000,
                         subtype='FLOAT')
-    (tmp_path / 'params.json').write_text(json.dumps(PARAMS))
+    (tmp_path / 'params.json').write_text(json.dumps(CORPUS_PARAMS))
     flags = [f'--data_dir={tmp_path / "quiet"}', f'--wavenet_params={tmp_path}/params.json',
              '--logdir=logdir', '--sample_size=500']
     with pytest.raises(SystemExit) as exit_info:
@@ -335,7 +294,7 @@ def test_validation_loss_of_the_held_out_files(train_main, corpus, tmp_path, cap
     assert sorted(scalars['validation_loss']) == [0, 2, 4]
     # Independently: the step-4 weights' mean loss over the first three pieces of the
     # held-out files, in sorted order.
-    net = build_model(describe(PARAMS))
+    net = build_model(describe(CORPUS_PARAMS))
     tf.train.Checkpoint(model=net).read('logdir/model.ckpt-4').expect_partial()
     pieces = [p for name in ('p1/p1_001.wav', 'p2/p2_002.wav')
               for p in cut_pieces(load_audio(str(corpus / name), 16000), net.receptive_field,
@@ -356,12 +315,12 @@ def test_a_batch_of_whole_clips(train_main, tmp_path, capsys):
         path.parent.mkdir(parents=True)
         soundfile.write(str(path), 0.5 * np.sin(2 * np.pi * frequency * t), 16000,
                         subtype='PCM_16')
-    (tmp_path / 'params.json').write_text(json.dumps(PARAMS))
+    (tmp_path / 'params.json').write_text(json.dumps(CORPUS_PARAMS))
     train_main([f'--data_dir={corpus}', f'--wavenet_params={tmp_path / "params.json"}',
                 '--batch_size=2', '--sample_size=0', '--silence_threshold=0', '--num_steps=1',
                 '--optimizer=sgd', '--learning_rate=1e-12', '--logdir=logdir'])
     (step, printed), = printed_steps(capsys.readouterr().out)
-    net = build_model(describe(PARAMS))
+    net = build_model(describe(CORPUS_PARAMS))
     tf.train.Checkpoint(model=net).read('logdir/model.ckpt-0').expect_partial()
     clips = [cut_pieces(load_audio(str(path), 16000), net.receptive_field, 0)[0]
              for path in sorted(corpus.rglob('*.wav'))]
@@ -379,7 +338,7 @@ def test_rmsprop_and_its_momentum_take_effect(train_main, corpus, tmp_path):
     """The checkpoint after one RMSprop step holds one mean square per weight, started at 1
     as TF 1 starts it (so at least 0.9 after one step; Keras' own would start at 0), and
     a momentum per weight only when --momentum is set."""
-    weights = len(build_model(describe(PARAMS)).trainable_variables)
+    weights = len(build_model(describe(CORPUS_PARAMS)).trainable_variables)
     for momentum in (0.0, 0.5):
         train_main(train_flags(corpus, f'--logdir=m{momentum}', '--optimizer=rmsprop',
                                f'--momentum={momentum}', '--num_steps=1'))
@@ -422,7 +381,7 @@ def test_validation_flags_are_checked(train_main, corpus, tmp_path, capsys):
 def test_network_unlike_the_saved_description_is_refused(train_main, trained, corpus, tmp_path,
                                                          capsys, gc_flag, params_change, field):
     logdir = copy_of(trained[0], tmp_path)
-    (tmp_path / 'params.json').write_text(json.dumps(dict(PARAMS, **params_change)))
+    (tmp_path / 'params.json').write_text(json.dumps(dict(CORPUS_PARAMS, **params_change)))
     flags = train_flags(corpus, f'--logdir={logdir}') + [f'--wavenet_params={tmp_path}/params.json']
     with pytest.raises(SystemExit) as exit_info:
         train_main(flags + ([gc_flag] if gc_flag else []))
@@ -434,7 +393,7 @@ def test_network_unlike_the_saved_description_is_refused(train_main, trained, co
 def test_checkpoint_that_does_not_fit_is_a_one_line_error(trained, corpus, tmp_path):
     logdir = copy_of(trained[0], tmp_path)
     os.remove(logdir / 'wavenet_params.json')  # as if written by another tool
-    (tmp_path / 'params.json').write_text(json.dumps(dict(PARAMS, residual_channels=16)))
+    (tmp_path / 'params.json').write_text(json.dumps(dict(CORPUS_PARAMS, residual_channels=16)))
     result = run_train(corpus, tmp_path, f'--logdir={logdir}', f'--gc_channels={GC_CHANNELS}',
                        f'--wavenet_params={tmp_path}/params.json')
     assert result.returncode == 2

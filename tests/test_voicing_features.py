@@ -1,25 +1,29 @@
-"""A vocoder through the command-line tools: train.py on a corpus with a
-conditioned params file, generate.py with --lc_wav / --lc_features, and a one-line error
-(exit 2) for each kind of bad input."""
+"""A vocoder voices mel features through the tools: train.py trains one on a corpus,
+generate.py voices a wav's features (--lc_wav) or saved ones (--lc_features) for several
+speakers, and refuses bad features in one line (exit 2)."""
 import json
 import os
 
 import numpy as np
 import pytest
 import soundfile
-from helpers import GENERATE, TRAIN, audio_summaries, describe, save_checkpoint
+from helpers import (
+    GC_CARDINALITY,
+    GC_CHANNELS,
+    GENERATE,
+    SMALL,
+    SMALL_VOCODER,
+    TRAIN,
+    audio_summaries,
+    describe,
+    save_checkpoint,
+)
 from helpers import run_tool as run
 
 from wavenet.features import MelFeatures
 
-RATE, HOP, MELS = 8000, 16, 8
-VOCODER = dict(filter_width=2, sample_rate=RATE, dilations=[1, 2, 4, 8], residual_channels=8,
-               dilation_channels=8, quantization_channels=64, skip_channels=16,
-               use_biases=True, scalar_input=False, initial_filter_width=32,
-               lc_channels=MELS, lc_hop_length=HOP, lc_upsample_scales=[4, 4], lc_n_fft=64,
-               lc_fmin=0, lc_fmax=None)
-PLAIN = {key: value for key, value in VOCODER.items() if not key.startswith('lc_')}
-GC_CHANNELS, GC_CARDINALITY = 4, 6
+VOCODER, PLAIN = SMALL_VOCODER, SMALL
+RATE, HOP, MELS = VOCODER['sample_rate'], VOCODER['lc_hop_length'], VOCODER['lc_channels']
 
 
 @pytest.fixture(scope='module')

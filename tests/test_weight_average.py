@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
-from helpers import run_generate
-from test_distribution import build, global_batch, mirrored
-from test_train import corpus, run_train  # noqa: F401 -- corpus is a fixture
+from helpers import build_under, global_batch, mirrored, run_generate, run_train
 
 from wavenet.averaging import WeightAverage, averaged_weights
 from wavenet.checkpoints import restore_model
@@ -30,7 +28,7 @@ def numpy_average(weights_after_each_step, decay):
 @pytest.mark.parametrize('replicated', [False, True], ids=['one device', 'mirrored'])
 def test_the_average_is_a_recurrence_over_the_weights_of_every_step(replicated):
     strategy = mirrored() if replicated else tf.distribute.get_strategy()
-    net, optimizer = build(strategy)
+    net, optimizer = build_under(strategy)
     with strategy.scope():
         average = WeightAverage(net, DECAY)
     batch = global_batch()
@@ -53,7 +51,7 @@ def test_the_average_is_a_recurrence_over_the_weights_of_every_step(replicated):
 
 
 def test_samples_are_drawn_from_the_average_and_the_weights_come_back():
-    net, optimizer = build(tf.distribute.get_strategy())
+    net, optimizer = build_under(tf.distribute.get_strategy())
     average = WeightAverage(net, DECAY)
     make_train_step(net, optimizer, average=average)(*global_batch())
     own = [w.numpy() for w in net.trainable_variables]
