@@ -1,122 +1,101 @@
 """Generation as a user gets it: ``generate.py`` run as a command, side by side in one run.
 
+    python bench/generate.py [--against REV] [--device cpu|gpu] [--repeats 3]
+
 The network is the default wavenet_params.json with a 32-channel speaker embedding (16
-speakers, random weights). Every figure comes from timing whole ``generate.py`` processes:
+speakers), and the same network as a vocoder (80 mel bands, hop 256, upsampling
+4 x 4 x 4 x 4) voicing random log-mel frames. Each checkout trains its own checkpoint of
+them for one step with its own ``train.py`` (so any two versions can be compared, whatever
+their checkpoint format), then every figure comes from timing whole ``generate.py``
+processes:
 
-- the rate: from the difference of a ``--samples LONG`` and a ``--samples SHORT`` run, so
-  start-up cancels; batch 1 (one speaker) and batch 16 (16 speakers at once, aggregate);
-- start-up: the time of the short run less its samples at that rate, cold (an empty
-  compilation cache) and warm (the second run of the same network), beside the time it
-  takes Python to import TensorFlow and the toolkit (what no run can avoid);
-- peak RSS of the short and long runs (the same when memory does not grow with length);
-- the same network as a vocoder (80 mel bands, hop 256, upsampling 4 x 4 x 4 x 4)
-  voicing random log-mel frames, batch 1: the cost of conditioning;
-- on the CPU, what the machine allows: NumPy doing only the network's largest matrix
-  products, as a bandwidth (batch 1 reads every weight once per sample) and as GFLOP/s
-  (batch 16), turned into samples/s.
+- the rate: from the difference of a long and a short (``--short``) run, so start-up
+  cancels; batch 1 (one speaker), 16 speakers in one batch (aggregate), and the vocoder;
+- warm start-up: the short run's time less its samples at that rate, with the compiled
+  loop in the cache (a first run fills it), and the same beyond importing TensorFlow;
+- peak RSS of the short and long runs (the same when memory does not grow with length).
 
-    python bench/generate.py [--device cpu|gpu] [--short 1000] [--long 9000] [--repeats 2]
+With ``--against REV``, REV is checked out in a temporary git worktree and the two
+checkouts run alternately, each measurement the median of ``--repeats``; the ratios are
+this checkout's figure over REV's (above 1: this one is faster or starts sooner). A case a
+checkout cannot run (a vocoder before vocoders existed) prints as a dash.
 """
 import argparse
+import dataclasses
+import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+import numpy as np
+import soundfile
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GENERATE = os.path.join(ROOT, 'generate.py')
-GC_CHANNELS, GC_CARDINALITY = 32, 16
+GC_CHANNELS, SPEAKERS = 32, 16
 VOCODER = dict(lc_channels=80, lc_hop_length=256, lc_upsample_scales=[4, 4, 4, 4])
+# Samples of each case's long run: long enough that start-up's run-to-run variation is a
+# few per cent of the difference to the short run.
+LONG = {'batch 1': 161000, '16 speakers': 61000, 'vocoder': 161000}
 
 
-def make_checkpoints(work, samples):
-    """The default network with speakers and the default network as a vocoder, random
-    weights, saved as train.py saves them; and random log-mel frames for ``samples``."""
-    script = f'''
-import sys
-sys.path.insert(0, {ROOT!r})
-import numpy as np
-import tensorflow as tf
-from wavenet import optimizer_factory
-from wavenet.checkpoints import create_checkpoint
-from wavenet.params import NetworkDescription, build_model
-described = NetworkDescription.load({os.path.join(ROOT, 'wavenet_params.json')!r})
-for name, description in (
-        ('speakers', described.with_speakers({GC_CHANNELS}, {GC_CARDINALITY})),
-        ('vocoder', NetworkDescription.checked(dict(described.as_json(), **{VOCODER!r}),
-                                               'vocoder'))):
-    directory = {work!r} + '/' + name
-    net = build_model(description)
-    checkpoint = create_checkpoint(net, optimizer_factory['adam'](1e-3, None))
-    tf.train.CheckpointManager(checkpoint, directory, 1, checkpoint_name='model.ckpt').save(1)
-    description.save(directory)
-frames = -(-{samples} // {VOCODER['lc_hop_length']})
-np.save({work!r} + '/frames.npy', np.random.default_rng(0).uniform(
-    -11, 2, (frames, {VOCODER['lc_channels']})).astype(np.float32))
-'''
-    made = subprocess.run([sys.executable, '-c', script], env=environment(),
-                          capture_output=True, text=True)
-    if made.returncode:
-        raise SystemExit(f'making the checkpoints failed:\n{made.stderr}')
-    return os.path.join(work, 'speakers'), os.path.join(work, 'vocoder')
+@dataclasses.dataclass
+class Checkout:
+    """A checkout of the toolkit (``name``: 'this' or a revision) and its checkpoints."""
+    name: str
+    root: str
+    checkpoints: dict = dataclasses.field(default_factory=dict)
+
+    def offers(self, flag):
+        """Whether its generate.py has ``flag`` (older versions lack some)."""
+        with open(os.path.join(self.root, 'generate.py')) as script:
+            return f"'{flag}'" in script.read()
 
 
-CEILINGS = r'''
-import json, sys, threading, time
-import numpy as np
-params = json.load(open(sys.argv[1]))
-layers, width = len(params['dilations']), params['filter_width']
-residual, dilation = params['residual_channels'], params['dilation_channels']
-skip, quantization = params['skip_channels'], params['quantization_channels']
-# Every weight matrix a generated sample multiplies: per layer filter + gate and dense;
-# the skip outputs of all layers; the two post-processing layers.
-shapes = [(width * residual, 2 * dilation), (dilation, residual)] * layers + \
-    [(layers * dilation, skip), (skip, skip), (skip, quantization)]
-rng = np.random.default_rng(0)
-weights = [rng.standard_normal(shape, dtype=np.float32) for shape in shapes]
-flops = sum(2 * k * n for k, n in shapes)
-
-def seconds_per_step(products, rows, threads, steps):
-    inputs = [rng.standard_normal((rows, w.shape[0]), dtype=np.float32) for w in products]
-    def run():
-        for _ in range(steps):
-            for x, w in zip(inputs, products):
-                x @ w
-    run()
-    began = time.perf_counter()
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return (time.perf_counter() - began) / steps
-
-big = weights[-3:]  # large enough that NumPy's call overhead is noise
-bandwidth = sum(w.nbytes for w in big) / seconds_per_step(big, 1, 1, 2000)
-gflops = sum(2 * 8 * w.size for w in big) * 2 / seconds_per_step(big, 8, 2, 500) / 1e9
-print(bandwidth / sum(w.nbytes for w in weights), gflops * 1e9 / flops,
-      bandwidth / 1e9, gflops, sum(w.nbytes for w in weights) / 1e6, flops / 1e6)
-'''
+def worktree(revision, directory):
+    """A detached git worktree of ``revision`` in ``directory``."""
+    subprocess.run(['git', '-C', ROOT, 'worktree', 'add', '--detach', '--quiet', directory,
+                    revision], check=True)
+    return directory
 
 
-def ceilings(env):
-    """What this machine's memory and arithmetic allow, from NumPy (OpenBLAS, one thread
-    per row group) doing only the network's largest matrix products: batch 1 must read
-    every weight once per sample (at the bandwidth of a [1, K] x [K, N] product), batch
-    16 must do every multiply-add (at the speed of [8, K] x [K, N] products on 2 cores)."""
-    env = dict(env, OPENBLAS_NUM_THREADS='1', OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    result = subprocess.run([sys.executable, '-c', CEILINGS,
-                             os.path.join(ROOT, 'wavenet_params.json')],
-                            env=env, capture_output=True, text=True, check=True)
-    return [float(value) for value in result.stdout.split()]
+def write_corpus(directory, sample_rate=16000):
+    """One half-second tone per speaker, named as VCTK names them."""
+    t = np.arange(sample_rate // 2) / sample_rate
+    for speaker in range(SPEAKERS):
+        path = os.path.join(directory, f'p{speaker}', f'p{speaker}_001.wav')
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        soundfile.write(path, 0.5 * np.sin(2 * np.pi * 110 * (speaker + 1) * t), sample_rate)
+    return directory
 
 
-def environment(device='cpu'):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-    if device == 'cpu':
-        env['CUDA_VISIBLE_DEVICES'] = ''
-    return env
+def train_checkpoints(checkout, work, corpus, env):
+    """One training step of each network with the checkout's own train.py."""
+    with open(os.path.join(ROOT, 'wavenet_params.json')) as default:
+        params = json.load(default)
+    networks = {'speakers': (params, ['--gc_channels', str(GC_CHANNELS)])}
+    if checkout.offers('--lc_features'):
+        networks['vocoder'] = (dict(params, **VOCODER), [])
+    for name, (fields, flags) in networks.items():
+        directory = os.path.join(work, checkout.name, name)
+        os.makedirs(directory)
+        with open(os.path.join(directory, 'params.json'), 'w') as file:
+            json.dump(fields, file)
+        subprocess.run([sys.executable, os.path.join(checkout.root, 'train.py'),
+                        '--data_dir', corpus, '--logdir', directory, '--num_steps', '1',
+                        '--wavenet_params', os.path.join(directory, 'params.json'),
+                        '--silence_threshold', '0', *flags],
+                       env=env, check=True, capture_output=True, text=True)
+        checkout.checkpoints[name] = directory
+
+
+def write_frames(path, samples):
+    """Random log-mel frames for ``samples`` samples of the vocoder."""
+    count = -(-samples // VOCODER['lc_hop_length'])
+    np.save(path, np.random.default_rng(0).uniform(
+        -11, 2, (count, VOCODER['lc_channels'])).astype(np.float32))
 
 
 def timed(command, env):
@@ -126,80 +105,128 @@ def timed(command, env):
                                stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - began
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
+    if os.waitstatus_to_exitcode(status):
         raise SystemExit(f'{" ".join(command)} failed:\n{process.stderr.read()}')
     return wall, usage.ru_maxrss / 1024
 
 
-def generate(checkpoint, cache, work, speakers, samples, env):
-    conditioning = ['--gc_id', ','.join(map(str, range(speakers)))] if speakers else \
-        ['--lc_features', os.path.join(work, 'frames.npy')]
-    return timed([sys.executable, GENERATE, checkpoint, '--samples', str(samples),
-                  *conditioning, '--seed', '1', '--wav_out_path', os.path.join(work, 'out.wav'),
-                  '--logdir', os.path.join(work, 'logdir'), '--cache_dir', cache], env)
+def run(checkout, case, samples, work, env):
+    """One generate.py process of ``case``; ``None`` when the checkout cannot run it."""
+    if case == 'vocoder':
+        if 'vocoder' not in checkout.checkpoints:
+            return None
+        checkpoint = checkout.checkpoints['vocoder']
+        flags = ['--lc_features', os.path.join(work, 'frames.npy')]
+    else:
+        speakers = 1 if case == 'batch 1' else SPEAKERS
+        checkpoint = checkout.checkpoints['speakers']
+        flags = ['--gc_id', ','.join(str(s) for s in range(speakers))]
+    if checkout.offers('--cache_dir'):
+        flags += ['--cache_dir', os.path.join(work, checkout.name, 'cache')]
+    return timed([sys.executable, os.path.join(checkout.root, 'generate.py'), checkpoint,
+                  '--samples', str(samples), *flags, '--seed', '1',
+                  '--wav_out_path', os.path.join(work, 'out.wav'),
+                  '--logdir', os.path.join(work, 'logdir')], env)
 
 
-def best_of(repeats, measure, *args):
-    return min(measure(*args) for _ in range(repeats))
+@dataclasses.dataclass
+class Figures:
+    """One checkout's measurements of one case, a value per repeat."""
+    rates: list = dataclasses.field(default_factory=list)
+    starts: list = dataclasses.field(default_factory=list)
+    rss: tuple = (0, 0)
+
+    def add(self, case, short, long, samples_short):
+        batch = SPEAKERS if case == '16 speakers' else 1
+        rate = batch * (LONG[case] - samples_short) / (long[0] - short[0])
+        self.rates.append(rate)
+        self.starts.append(short[0] - batch * samples_short / rate)
+        self.rss = (short[1], long[1])
+
+
+def measure(checkouts, repeats, short, work, env):
+    """``{(checkout name, case): Figures}``, the checkouts alternating, the first of each
+    pair swapped from repeat to repeat; a first short run of each case fills the caches."""
+    figures = {}
+    for case in LONG:
+        for checkout in checkouts:
+            if run(checkout, case, short, work, env) is not None:
+                figures[checkout.name, case] = Figures()
+        for repeat in range(repeats):
+            order = checkouts if repeat % 2 == 0 else checkouts[::-1]
+            for checkout in order:
+                if (checkout.name, case) in figures:
+                    figures[checkout.name, case].add(
+                        case, run(checkout, case, short, work, env),
+                        run(checkout, case, LONG[case], work, env), short)
+    return figures
+
+
+def import_seconds(env, repeats):
+    """The median time Python takes to import TensorFlow: what no run avoids."""
+    return statistics.median(timed([sys.executable, '-c', 'import tensorflow'], env)[0]
+                             for _ in range(repeats))
+
+
+def report(checkouts, figures, imports, repeats):
+    names = [checkout.name for checkout in checkouts]
+    print(f'generate.py, default network + {GC_CHANNELS}-channel speakers; medians of '
+          f'{repeats}; rates from --samples {LONG["batch 1"]} (16 speakers: '
+          f'{LONG["16 speakers"]}) minus --samples of the short run')
+    print(f'importing TensorFlow: {imports:.2f} s')
+    tables = (('samples/s', lambda f: statistics.median(f.rates), '{:14.0f}'),
+              ('warm start-up beyond importing TensorFlow, s',
+               lambda f: statistics.median(f.starts) - imports, '{:14.2f}'))
+    for title, value, cell in tables:
+        ratio = f'  this / {names[1]}' if len(names) > 1 else ''
+        print(f'\n{title}\n{"":>12}' + ''.join(f'{name[:12]:>14}' for name in names) + ratio)
+        for case in LONG:
+            found = [figures.get((name, case)) for name in names]
+            values = [None if f is None else value(f) for f in found]
+            line = f'{case:>12}' + ''.join(f'{"—":>14}' if v is None else cell.format(v)
+                                           for v in values)
+            if len(values) > 1 and None not in values:
+                # Above 1 when this checkout is faster: a higher rate, a shorter start-up.
+                faster = values[0] / values[1] if title == 'samples/s' else values[1] / values[0]
+                line += f'{faster:14.2f}×'
+            print(line)
+    print('\npeak RSS of the short / long run (this checkout)')
+    for case in LONG:
+        if ('this', case) in figures:
+            short_rss, long_rss = figures['this', case].rss
+            print(f'{case:>12} {short_rss:8.0f} MB / {long_rss:.0f} MB')
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--against', metavar='REV', default=None,
+                        help='a git revision to time side by side with this checkout')
     parser.add_argument('--device', choices=['cpu', 'gpu'], default='cpu')
-    parser.add_argument('--short', type=int, default=1000, help='samples of the short runs')
-    parser.add_argument('--long', type=int, default=9000, help='samples of the long runs')
-    parser.add_argument('--repeats', type=int, default=2,
-                        help='warm runs: the fastest of this many (cold runs happen once)')
+    parser.add_argument('--repeats', type=int, default=3, help='runs of each measurement')
+    parser.add_argument('--short', type=int, default=1000, help='samples of the short run')
     args = parser.parse_args()
-    env = environment(args.device)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+    if args.device == 'cpu':
+        env['CUDA_VISIBLE_DEVICES'] = ''
     with tempfile.TemporaryDirectory() as work:
-        cache = os.path.join(work, 'cache')
-        speakers_checkpoint, vocoder_checkpoint = make_checkpoints(work, args.long)
-        if args.device == 'gpu':
-            found = subprocess.run(
-                [sys.executable, '-c', 'import tensorflow as tf; '
-                 'print(len(tf.config.list_physical_devices("GPU")))'],
-                env=env, capture_output=True, text=True).stdout.strip()
-            if found in ('', '0'):
-                raise SystemExit('--device gpu: TensorFlow sees no GPU here')
-            print(f'{found} GPU(s); generation runs on the first')
-        limits = ceilings(env) if args.device == 'cpu' else None
-        imports, _ = timed([sys.executable, '-c', 'import sys; sys.path.insert(0, sys.argv[1]); '
-                            'import wavenet; wavenet.load_tensorflow(); '
-                            'import wavenet.generation', ROOT], env)
-        rows = []
-        for name, checkpoint, speakers in (('1', speakers_checkpoint, 1),
-                                           ('16', speakers_checkpoint, 16),
-                                           ('1 vocoder', vocoder_checkpoint, 0)):
-            cold, _ = generate(checkpoint, cache, work, speakers, args.short, env)
-            warm, short_rss = best_of(args.repeats, generate, checkpoint, cache, work,
-                                      speakers, args.short, env)
-            long, long_rss = best_of(args.repeats, generate, checkpoint, cache, work,
-                                     speakers, args.long, env)
-            batch = max(speakers, 1)
-            rate = batch * (args.long - args.short) / (long - warm)
-            work_time = batch * args.short / rate
-            rows.append((name, rate, cold - work_time, warm - work_time, short_rss, long_rss))
-    print(f'generate.py on the {args.device}, default network + {GC_CHANNELS}-channel '
-          f'speakers; rates from --samples {args.long} minus --samples {args.short}')
-    print(f'importing TensorFlow and the toolkit: {imports:.2f} s')
-    print(f'{"batch":>9} {"samples/s":>10} {"start-up cold":>14} {"start-up warm":>14} '
-          f'{"beyond imports":>15} {"peak RSS":>21}')
-    for name, rate, cold, warm, short_rss, long_rss in rows:
-        print(f'{name:>9} {rate:10.0f} {cold:12.2f} s {warm:12.2f} s '
-              f'{warm - imports:13.2f} s {short_rss:6.0f} MB / {long_rss:6.0f} MB')
-    print(f'batch 16 / batch 1: {rows[1][1] / rows[0][1]:.2f}; vocoder / unconditioned, '
-          f'batch 1: {rows[2][1] / rows[0][1]:.3f} (target >= 0.85)')
-    print(f'(peak RSS of the --samples {args.short} / {args.long} runs; targets on the 2-core '
-          'CPU: batch 1 >= 8000/s, batch 16 >= 45000/s, warm start-up <= 5 s and <= 1.5 s '
-          'beyond imports)')
-    if limits:
-        batch_1, batch_16, bandwidth, gflops, megabytes, megaflops = limits
-        print(f'this machine, NumPy doing only the matrix products: batch 1 reads '
-              f'{megabytes:.1f} MB of weights per sample at {bandwidth:.1f} GB/s on one core '
-              f'-> at most {batch_1:.0f} samples/s; batch 16 does {megaflops:.2f} MFLOP per '
-              f'sample at {gflops:.0f} GFLOP/s on 2 cores -> at most {batch_16:.0f} samples/s')
+        # The compiled loops go to this run's folders, not the user's cache.
+        env['WAVENET_CACHE_DIR'] = os.path.join(work, 'cache')
+        checkouts = [Checkout('this', ROOT)]
+        if args.against:
+            checkouts.append(Checkout(args.against, worktree(args.against,
+                                                             os.path.join(work, 'against'))))
+        try:
+            corpus = write_corpus(os.path.join(work, 'corpus'))
+            write_frames(os.path.join(work, 'frames.npy'), LONG['vocoder'])
+            for checkout in checkouts:
+                train_checkpoints(checkout, work, corpus, env)
+            figures = measure(checkouts, args.repeats, args.short, work, env)
+            imports = import_seconds(env, args.repeats)
+        finally:
+            if args.against:
+                subprocess.run(['git', '-C', ROOT, 'worktree', 'remove', '--force',
+                                checkouts[1].root], check=False)
+    report(checkouts, figures, imports, args.repeats)
 
 
 if __name__ == '__main__':
