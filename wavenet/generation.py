@@ -309,7 +309,7 @@ def _slow_loop(net, start, inputs):
             code = pushed = output.sample(outputs, inputs.temperature, draws[:, t - begin])
             if coefficients_of is not None:
                 past = net.sample_coding.decode(window[:, -net.linear_prediction.order:])
-                prediction = lpc.predict(past, coefficients_of(position - 1, 1))[:, 0]
+                prediction = lpc.predict_next(past, coefficients_of(position - 1, 1)[:, 0])
                 code, pushed = lpc.next_codes(output, tf.fill(tf.shape(code), -1), code,
                                               prediction)
             codes.append(code)
@@ -358,7 +358,7 @@ class _RowGroup:
             samples = net.sample_coding
             past = tf.fill([rows.stop - rows.start, net.linear_prediction.order],
                            samples.decode(samples.silence))
-            self.prediction_state = (past, lpc.predict(past, coefficients[rows])[:, 0])
+            self.prediction_state = (past, lpc.predict_next(past, coefficients[rows][:, 0]))
 
     def run(self, loop, forced, noise, temperature, lc_rows, lpc_rows):
         codes, self.outputs, self.state, self.prediction_state = loop.run(
@@ -404,10 +404,7 @@ class _FastLoop:
                 outputs, state = net.incremental_step(pushed, state, gc_embedding,
                                                       step_projection)
                 if prediction_state:
-                    past = tf.concat([past[:, 1:], net.sample_coding.decode(code)[:, tf.newaxis]],
-                                     axis=1)
-                    prediction_state = (past, lpc.predict(past, coefficients[t][:, tf.newaxis])
-                                        [:, 0])
+                    prediction_state = lpc.advance(past, code, coefficients[t])
                 return t + 1, codes.write(t, code), outputs, state, prediction_state
 
             _, codes, outputs, state, prediction_state = tf.while_loop(

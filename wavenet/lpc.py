@@ -120,6 +120,20 @@ def predict(past, coefficients):
                    tf.float32)
 
 
+def predict_next(past, coefficients):
+    """The prediction [B] of the sample after ``past`` [B, order] (the last samples'
+    values) with that sample's ``coefficients`` [B, order]."""
+    return predict(past, coefficients[:, tf.newaxis])[:, 0]
+
+
+def advance(past, code, coefficients):
+    """A generation's prediction state after the sample ``code`` [B] (16-bit codes): the
+    last ``order`` samples' values, and the prediction of the next sample from its
+    ``coefficients`` [B, order]."""
+    past = tf.concat([past[:, 1:], SAMPLES.decode(code)[:, tf.newaxis]], axis=1)
+    return past, predict_next(past, coefficients)
+
+
 def excitation_codes(output, audio, coefficient_rows, before=0.0):
     """The excitation of every sample of ``audio`` ``[B, T]`` as ``output``'s codes: what
     the network reads and predicts. Each 16-bit sample less its prediction from the
