@@ -12,12 +12,13 @@ processes:
 - the rate: from the difference of a long and a short (``--short``) run, so start-up
   cancels; batch 1 (one speaker), 16 speakers in one batch (aggregate), and the vocoder;
 - warm start-up: the short run's time less its samples at that rate, with the compiled
-  loop in the cache (a first run fills it), and the same beyond importing TensorFlow;
+  loop in the cache (a first run fills it), beyond the time it takes to import
+  TensorFlow as this checkout's tools do (``wavenet.load_tensorflow``);
 - peak RSS of the short and long runs (the same when memory does not grow with length).
 
 With ``--against REV``, REV is checked out in a temporary git worktree and the two
 checkouts run alternately, each measurement the median of ``--repeats``; the ratios are
-this checkout's figure over REV's (above 1: this one is faster or starts sooner). A case a
+above 1 when this checkout is faster: rates this / REV, start-up REV / this. A case a
 checkout cannot run (a vocoder before vocoders existed) prints as a dash.
 """
 import argparse
@@ -83,11 +84,15 @@ def train_checkpoints(checkout, work, corpus, env):
         os.makedirs(directory)
         with open(os.path.join(directory, 'params.json'), 'w') as file:
             json.dump(fields, file)
-        subprocess.run([sys.executable, os.path.join(checkout.root, 'train.py'),
-                        '--data_dir', corpus, '--logdir', directory, '--num_steps', '1',
-                        '--wavenet_params', os.path.join(directory, 'params.json'),
-                        '--silence_threshold', '0', *flags],
-                       env=env, check=True, capture_output=True, text=True)
+        trained = subprocess.run([sys.executable, os.path.join(checkout.root, 'train.py'),
+                                  '--data_dir', corpus, '--logdir', directory, '--num_steps',
+                                  '1', '--wavenet_params',
+                                  os.path.join(directory, 'params.json'),
+                                  '--silence_threshold', '0', *flags],
+                                 env=env, capture_output=True, text=True)
+        if trained.returncode:
+            raise SystemExit(f'{checkout.name}: train.py failed on the {name} network:\n'
+                             f'{trained.stderr}')
         checkout.checkpoints[name] = directory
 
 
@@ -163,22 +168,26 @@ def measure(checkouts, repeats, short, work, env):
 
 
 def import_seconds(env, repeats):
-    """The median time Python takes to import TensorFlow: what no run avoids."""
-    return statistics.median(timed([sys.executable, '-c', 'import tensorflow'], env)[0]
-                             for _ in range(repeats))
+    """The median time Python takes to import TensorFlow as this checkout's tools do
+    (without scikit-learn, see ``wavenet.load_tensorflow``): what no run avoids."""
+    command = [sys.executable, '-c', 'import sys; sys.path.insert(0, sys.argv[1]); '
+               'import wavenet; wavenet.load_tensorflow()', ROOT]
+    return statistics.median(timed(command, env)[0] for _ in range(repeats))
 
 
-def report(checkouts, figures, imports, repeats):
+def report(checkouts, figures, imports, repeats, device):
     names = [checkout.name for checkout in checkouts]
-    print(f'generate.py, default network + {GC_CHANNELS}-channel speakers; medians of '
-          f'{repeats}; rates from --samples {LONG["batch 1"]} (16 speakers: '
+    print(f'generate.py on the {device}, default network + {GC_CHANNELS}-channel speakers; '
+          f'medians of {repeats}; rates from --samples {LONG["batch 1"]} (16 speakers: '
           f'{LONG["16 speakers"]}) minus --samples of the short run')
-    print(f'importing TensorFlow: {imports:.2f} s')
-    tables = (('samples/s', lambda f: statistics.median(f.rates), '{:14.0f}'),
+    print(f'importing TensorFlow as the tools do: {imports:.2f} s')
+    # Each ratio is above 1 when this checkout is faster: a higher rate, a shorter start-up.
+    tables = (('samples/s', lambda f: statistics.median(f.rates), '{:14.0f}', True),
               ('warm start-up beyond importing TensorFlow, s',
-               lambda f: statistics.median(f.starts) - imports, '{:14.2f}'))
-    for title, value, cell in tables:
-        ratio = f'  this / {names[1]}' if len(names) > 1 else ''
+               lambda f: statistics.median(f.starts) - imports, '{:14.2f}', False))
+    for title, value, cell, higher_is_faster in tables:
+        ratio = '' if len(names) == 1 else \
+            f'  this / {names[1]}' if higher_is_faster else f'  {names[1]} / this'
         print(f'\n{title}\n{"":>12}' + ''.join(f'{name[:12]:>14}' for name in names) + ratio)
         for case in LONG:
             found = [figures.get((name, case)) for name in names]
@@ -186,8 +195,7 @@ def report(checkouts, figures, imports, repeats):
             line = f'{case:>12}' + ''.join(f'{"—":>14}' if v is None else cell.format(v)
                                            for v in values)
             if len(values) > 1 and None not in values:
-                # Above 1 when this checkout is faster: a higher rate, a shorter start-up.
-                faster = values[0] / values[1] if title == 'samples/s' else values[1] / values[0]
+                faster = values[0] / values[1] if higher_is_faster else values[1] / values[0]
                 line += f'{faster:14.2f}×'
             print(line)
     print('\npeak RSS of the short / long run (this checkout)')
@@ -208,6 +216,12 @@ def main():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
     if args.device == 'cpu':
         env['CUDA_VISIBLE_DEVICES'] = ''
+    else:
+        found = subprocess.run([sys.executable, '-c', 'import tensorflow as tf; '
+                                'print(len(tf.config.list_physical_devices("GPU")))'],
+                               env=env, capture_output=True, text=True).stdout.strip()
+        if found in ('', '0'):
+            raise SystemExit('--device gpu: TensorFlow sees no GPU here')
     with tempfile.TemporaryDirectory() as work:
         # The compiled loops go to this run's folders, not the user's cache.
         env['WAVENET_CACHE_DIR'] = os.path.join(work, 'cache')
@@ -226,7 +240,7 @@ def main():
             if args.against:
                 subprocess.run(['git', '-C', ROOT, 'worktree', 'remove', '--force',
                                 checkouts[1].root], check=False)
-    report(checkouts, figures, imports, args.repeats)
+    report(checkouts, figures, imports, args.repeats, args.device)
 
 
 if __name__ == '__main__':

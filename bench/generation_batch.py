@@ -6,7 +6,8 @@ The default network with a 32-channel speaker embedding (random weights: speed d
 depend on them), in one process, warm: the time of one step of the loop for 1, 2, 4, 8 and
 16 rows on one thread, then 8 rows and 1 row on each of two threads at once (how
 generate.py splits a batch over two cores). Also what one row's step multiplies, so a
-step's time reads as arithmetic and weight bandwidth.
+step's time reads as arithmetic and weight bandwidth (each thread reads every weight once
+per step).
 """
 import argparse
 import concurrent.futures
@@ -16,7 +17,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
+os.environ['CUDA_VISIBLE_DEVICES'] = ''  # the CPU, whatever the user's setting
 
 from wavenet import load_tensorflow  # noqa: E402
 
@@ -61,13 +62,14 @@ def main():
     print(f'default network + speakers: {weights / 1e6:.2f} M weights, about '
           f'{weights / 1e6:.2f} M multiply-adds per row and step '
           f'({4 * weights / 1e6:.1f} MB of float32 weights read per step)')
-    print(f'{"rows on each thread":>22} {"µs/step":>9} {"samples/s":>10} '
+    print(f'{"rows per thread":>22} {"µs/step":>9} {"samples/s":>10} '
           f'{"GFLOP/s":>8} {"weights GB/s":>13}')
     for groups in ([1], [2], [4], [8], [16], [1, 1], [8, 8]):
         seconds = step_seconds(net, groups, args.chunk, args.repeats)
         rows = sum(groups)
         print(f'{" + ".join(map(str, groups)):>22} {seconds * 1e6:9.0f} {rows / seconds:10.0f} '
-              f'{2 * weights * rows / seconds / 1e9:8.1f} {4 * weights / seconds / 1e9:13.1f}')
+              f'{2 * weights * rows / seconds / 1e9:8.1f} '
+              f'{4 * weights * len(groups) / seconds / 1e9:13.1f}')
 
 
 if __name__ == '__main__':

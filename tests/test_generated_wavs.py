@@ -205,7 +205,7 @@ def test_save_every_shows_whole_wavs_while_generating(speaker_files, tmp_path):
         if out.exists():
             seen.add(len(soundfile.read(str(out))[0]))  # a half-written file would fail here
         time.sleep(0.02)
-    assert process.wait(timeout=10) == 0, process.stderr.read_int16()
+    assert process.wait(timeout=10) == 0, process.stderr.read()
     assert all(n % 2000 == 0 for n in seen), seen
     assert len(seen - {200000}) >= 2, seen  # saw it grow before the end
     assert len(soundfile.read(str(out))[0]) == 200000
