@@ -1,6 +1,6 @@
 """Generation as a user gets it: ``generate.py`` run as a command, side by side in one run.
 
-    python bench/generate.py [--against REV] [--device cpu|gpu] [--repeats 3]
+    python bench/generate.py [--against REV | --serving] [--device cpu|gpu] [--repeats 3]
 
 The network is the default wavenet_params.json with a 32-channel speaker embedding (16
 speakers), and the same network as a vocoder (80 mel bands, hop 256, upsampling
@@ -20,6 +20,11 @@ With ``--against REV``, REV is checked out in a temporary git worktree and the t
 checkouts run alternately, each measurement the median of ``--repeats``; the ratios are
 above 1 when this checkout is faster: rates this / REV, start-up REV / this. A case a
 checkout cannot run (a vocoder before vocoders existed) prints as a dash.
+
+With ``--serving``, the second column is instead this checkout's checkpoints exported
+(``python -m wavenet.export``) and run by a Python that does not import wavenet, the
+SavedModel loaded and its signature called (``generate``, ``generate_batch`` with 16
+speakers, ``vocode`` with the frames that cover the samples), timed the same way.
 """
 import argparse
 import dataclasses
@@ -42,12 +47,34 @@ VOCODER = dict(lc_channels=80, lc_hop_length=256, lc_upsample_scales=[4, 4, 4, 4
 LONG = {'batch 1': 161000, '16 speakers': 61000, 'vocoder': 161000}
 
 
+# What a served run does: load the SavedModel (argv 1) and generate argv 3 samples of
+# case argv 2 (the vocoder voicing the frames of argv 4 that cover them, argv 5 samples
+# per frame; argv 6 speakers in a batch).
+SERVE = """
+import sys
+import numpy as np
+import tensorflow as tf
+model, case, samples = tf.saved_model.load(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+common = dict(seed=tf.constant(1, tf.int64), temperature=tf.constant(1.0))
+if case == 'vocoder':
+    frames = np.load(sys.argv[4])[:-(-samples // int(sys.argv[5]))]
+    model.signatures['vocode'](features=tf.constant(frames), **common)
+elif case == 'batch 1':
+    model.signatures['generate'](samples=samples, speaker=0, **common)
+else:
+    model.signatures['generate_batch'](samples=samples, speakers=list(range(int(sys.argv[6]))),
+                                       **common)
+"""
+
+
 @dataclasses.dataclass
 class Checkout:
-    """A checkout of the toolkit (``name``: 'this' or a revision) and its checkpoints."""
+    """A checkout of the toolkit (``name``: 'this' or a revision) and its checkpoints, or
+    (``served``) the SavedModels exported from this checkout's."""
     name: str
     root: str
     checkpoints: dict = dataclasses.field(default_factory=dict)
+    served: bool = False
 
     def offers(self, flag):
         """Whether its generate.py has ``flag`` (older versions lack some)."""
@@ -96,6 +123,17 @@ def train_checkpoints(checkout, work, corpus, env):
         checkout.checkpoints[name] = directory
 
 
+def export_checkpoints(this, served, work, env):
+    """Exports each of this checkout's checkpoints for ``served``."""
+    for name, checkpoint in this.checkpoints.items():
+        model = os.path.join(work, 'served', name)
+        exported = subprocess.run([sys.executable, '-m', 'wavenet.export', checkpoint, model],
+                                  cwd=ROOT, env=env, capture_output=True, text=True)
+        if exported.returncode:
+            raise SystemExit(f'exporting the {name} network failed:\n{exported.stderr}')
+        served.checkpoints[name] = model
+
+
 def write_frames(path, samples):
     """Random log-mel frames for ``samples`` samples of the vocoder."""
     count = -(-samples // VOCODER['lc_hop_length'])
@@ -117,6 +155,11 @@ def timed(command, env):
 
 def run(checkout, case, samples, work, env):
     """One generate.py process of ``case``; ``None`` when the checkout cannot run it."""
+    if checkout.served:
+        model = checkout.checkpoints['vocoder' if case == 'vocoder' else 'speakers']
+        return timed([sys.executable, '-I', '-c', SERVE, model, case, str(samples),
+                      os.path.join(work, 'frames.npy'), str(VOCODER['lc_hop_length']),
+                      str(SPEAKERS)], env)
     if case == 'vocoder':
         if 'vocoder' not in checkout.checkpoints:
             return None
@@ -209,10 +252,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--against', metavar='REV', default=None,
                         help='a git revision to time side by side with this checkout')
+    parser.add_argument('--serving', action='store_true',
+                        help="time this checkout's networks exported as SavedModels beside it")
     parser.add_argument('--device', choices=['cpu', 'gpu'], default='cpu')
     parser.add_argument('--repeats', type=int, default=3, help='runs of each measurement')
     parser.add_argument('--short', type=int, default=1000, help='samples of the short run')
     args = parser.parse_args()
+    if args.against and args.serving:
+        parser.error('--against and --serving: one second column at a time')
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
     if args.device == 'cpu':
         env['CUDA_VISIBLE_DEVICES'] = ''
@@ -234,6 +281,9 @@ def main():
             write_frames(os.path.join(work, 'frames.npy'), LONG['vocoder'])
             for checkout in checkouts:
                 train_checkpoints(checkout, work, corpus, env)
+            if args.serving:
+                checkouts.append(Checkout('SavedModel', ROOT, served=True))
+                export_checkpoints(checkouts[0], checkouts[1], work, env)
             figures = measure(checkouts, args.repeats, args.short, work, env)
             imports = import_seconds(env, args.repeats)
         finally:

@@ -43,14 +43,17 @@ TEN_LAYERS = dict(SMALL, dilations=[2 ** k for k in range(10)])
 TOOL_TIMEOUT = 300
 
 
-def run_tool(script, *flags, cwd=None, env=None):
-    """Runs ``script`` (``TRAIN``, ``GENERATE``) as a user would; its ``CompletedProcess``."""
+def run_tool(script, *flags, cwd=None, env=None, cores=None):
+    """Runs ``script`` (``TRAIN``, ``GENERATE``) as a user would, on the first ``cores``
+    CPU cores when given; its ``CompletedProcess``."""
+    pinned = None if cores is None else lambda: os.sched_setaffinity(0, range(cores))
     return subprocess.run([sys.executable, script, *map(str, flags)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=TOOL_TIMEOUT)
+                          capture_output=True, text=True, timeout=TOOL_TIMEOUT,
+                          preexec_fn=pinned)
 
 
-def run_generate(*flags, cwd=None, env=None):
-    return run_tool(GENERATE, *flags, cwd=cwd, env=env)
+def run_generate(*flags, cwd=None, env=None, cores=None):
+    return run_tool(GENERATE, *flags, cwd=cwd, env=env, cores=cores)
 
 
 def read_int16(path):

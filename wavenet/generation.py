@@ -43,21 +43,27 @@ class UniformStreams:
     """Uniforms in [0, 1), one stream per batch row: row ``b`` depends on ``(seed, keys[b])``
     only, so a batch of rows draws exactly what each row would draw alone. Calling it with
     ``(begin, count)`` gives draws ``[begin, begin + count)`` of every row, ``[B, count]``
-    float64, computed on demand (an hour of audio needs no hour of noise in memory)."""
+    float64, computed on demand (an hour of audio needs no hour of noise in memory).
+    Python ints or tensors alike: an exported model draws them in its graph."""
 
     def __init__(self, seed, keys):
-        self.seeds = [tf.constant([seed, key], tf.int64) for key in keys]
+        keys = tf.convert_to_tensor(keys, tf.int64)
+        self.seeds = tf.stack([tf.fill(tf.shape(keys), tf.cast(seed, tf.int64)), keys], axis=1)
 
     def __call__(self, begin, count):
         first, end = begin // NOISE_BLOCK, -(-(begin + count) // NOISE_BLOCK)
-        rows = []
-        for seed in self.seeds:
-            blocks = [tf.random.stateless_uniform(
-                [NOISE_BLOCK], seed=tf.random.experimental.stateless_fold_in(seed, block),
-                dtype=tf.float64) for block in range(first, end)]
-            rows.append(tf.concat(blocks, axis=0))
+        blocks = tf.range(first, end)
+
+        def stream(seed):
+            return tf.reshape(tf.map_fn(
+                lambda block: tf.random.stateless_uniform(
+                    [NOISE_BLOCK], seed=tf.random.experimental.stateless_fold_in(seed, block),
+                    dtype=tf.float64),
+                blocks, fn_output_signature=tf.float64), [-1])
+
+        rows = tf.map_fn(stream, self.seeds, fn_output_signature=tf.float64)
         offset = begin - first * NOISE_BLOCK
-        return tf.stack(rows)[:, offset:offset + count]
+        return rows[:, offset:offset + count]
 
 
 def uniform_streams(seed, keys, length):
@@ -68,7 +74,7 @@ def uniform_streams(seed, keys, length):
 def stream_key(key, stream):
     """The random-stream key of the ``stream``-th independent stream of ``key`` (a speaker
     id, or 0): stream 0 is ``key`` itself."""
-    return key + (stream << 32)
+    return key + stream * 2 ** 32  # a tensor too (an exported model's streams)
 
 
 def start_waveform(net, uniform, clip=None):
@@ -77,16 +83,16 @@ def start_waveform(net, uniform, clip=None):
     random code per row, drawn with ``uniform`` [B] (the original's start). A vocoder
     starts from silence alone, as each of its training pieces did: a random code would be a
     click that its features never described."""
-    silence = net.sample_coding.silence
+    silence, batch = net.sample_coding.silence, tf.shape(uniform)[0]
     if clip is None and net.local_condition_channels is not None:
-        return tf.fill([len(uniform), net.receptive_field], silence)
+        return tf.fill([batch, net.receptive_field], silence)
     if clip is None:
         first = tf.cast(tf.cast(uniform, tf.float64) * net.quantization_channels, tf.int32)
-        rows = tf.fill([len(uniform), net.receptive_field - 1], silence)
+        rows = tf.fill([batch, net.receptive_field - 1], silence)
         return tf.concat([rows, first[:, tf.newaxis]], axis=1)
     clip = tf.convert_to_tensor(clip, tf.int32)[:net.receptive_field]
     padded = tf.pad(clip, [[net.receptive_field - len(clip), 0]], constant_values=silence)
-    return tf.tile(padded[tf.newaxis], [len(uniform), 1])
+    return tf.tile(padded[tf.newaxis], [batch, 1])
 
 
 # -- the loop ------------------------------------------------------------------------------
@@ -101,17 +107,18 @@ class ConditioningRows:
     of ``silence`` (a function ``n -> [n, C]`` frames of silence), as the receptive-field
     padding of every training clip did, and the frames are upsampled together with them.
     Only the frames near a stretch are upsampled for it: an hour of upsampled rows would
-    take 18 GB, its frames 72 MB.
+    take 18 GB, its frames 72 MB. Stretches may be Python ints or tensors (in the graph of
+    an exported model, whose frames' length is known only when it runs).
     """
 
     def __init__(self, net, frames, start_length, silence):
-        frames = np.asarray(frames, np.float32)
+        frames = tf.convert_to_tensor(frames, tf.float32)
         self.net, self.hop = net, net.lc_hop_length
         before = frame_count(start_length, self.hop)
         # One more frame after the end: the step after the last sample reads a row too.
-        padding = [np.broadcast_to(silence(n), (len(frames), n, frames.shape[2]))
-                   for n in (before, 1)]
-        self.frames = np.concatenate([padding[0], frames, padding[1]], axis=1)
+        shape = tf.shape(frames)
+        padding = [tf.broadcast_to(silence(n), [shape[0], n, shape[2]]) for n in (before, 1)]
+        self.frames = tf.concat([padding[0], frames, padding[1]], axis=1)
         self.origin = before * self.hop - start_length + 1  # the frames' row of row 0
         # Every upsampling scale mixes rows at most one row (of its input) apart, so the
         # rows of a stretch depend on frames at most this many away from it
@@ -121,8 +128,9 @@ class ConditioningRows:
 
     def __call__(self, begin, count):
         first = self.origin + begin
-        low = max(first // self.hop - self.margin, 0)
-        high = min(-(-(first + count) // self.hop) + self.margin, self.frames.shape[1])
+        low = tf.maximum(first // self.hop - self.margin, 0)
+        high = tf.minimum(-(-(first + count) // self.hop) + self.margin,
+                          tf.shape(self.frames)[1])
         rows = self.net.upsample_local_condition(self.frames[:, low:high])
         return rows[:, first - low * self.hop:first - low * self.hop + count]
 
@@ -132,9 +140,9 @@ class ConditioningRows:
         if self._coefficients is None:
             self._coefficients = self.net.linear_prediction.coefficients(self.frames)
         first = self.origin + begin
-        frames = np.arange(first, first + count) // self.hop
-        return tf.gather(self._coefficients, np.minimum(frames, self.frames.shape[1] - 1),
-                         axis=1)
+        frames = tf.range(first, first + count) // self.hop
+        return tf.gather(self._coefficients,
+                         tf.minimum(frames, tf.shape(self.frames)[1] - 1), axis=1)
 
 
 def conditioning_rows(net, frames, start_length, samples, silence):
@@ -162,13 +170,41 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
     uniform draw per sample: ``[B, samples]``, or a function ``(begin, count) -> [B,
     count]`` (such as a shifted ``UniformStreams``) with ``samples`` given.
     ``local_condition``: for a vocoder, the rows of ``conditioning_rows``, or a
-    ``ConditioningRows``.
+    ``ConditioningRows``. ``temperature`` is rounded to float32, as an exported model
+    takes it.
 
     ``fast`` runs the compiled loop, which pushes ``start`` into the incremental state
     (from the steady state of silence) and then draws; otherwise each sample runs the
     whole network on the last receptive field, as the original's slow path did. Both
     sample the same draws identically.
     """
+    inputs = _inputs(net, noise, samples, global_condition, temperature, chunk,
+                     local_condition)
+    start = tf.convert_to_tensor(start, tf.int32)
+    if not fast:
+        yield from _slow_loop(net, start, inputs)
+        return
+    generation = _FastGeneration(net, start, inputs)
+    try:
+        yield from generation.run()
+    finally:
+        generation.close()
+
+
+def generate_all(net, start, noise, samples, global_condition=None, temperature=1.0,
+                 local_condition=None):
+    """``generate``'s compiled loop as one traceable computation, the whole batch as one
+    row group: every code ``[B, samples]`` at once, the same codes ``generate`` yields.
+    ``samples`` may be a tensor, ``noise`` must be a function. What an exported model runs
+    (``wavenet.export``)."""
+    inputs = _inputs(net, noise, samples, global_condition, temperature, CHUNK,
+                     local_condition)
+    start = tf.convert_to_tensor(start, tf.int32)
+    return _FastGeneration(net, start, inputs, groups=[slice(None)]).all_codes()
+
+
+def _inputs(net, noise, samples, global_condition, temperature, chunk, local_condition):
+    """The ``_Inputs`` of ``generate``'s arguments."""
     if not callable(noise):
         noise = tf.convert_to_tensor(noise, tf.float64)
         samples = noise.shape[1]
@@ -181,18 +217,10 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
             raise ValueError('a network with linear prediction generates from a '
                              'ConditioningRows (its coefficients come from the frames)')
         coefficients_of = local_condition.coefficients
-    inputs = _Inputs(noise if callable(noise) else _stretches(noise), samples,
-                     net.embed_global_condition(global_condition),
-                     tf.constant(temperature, tf.float64), chunk, rows_of, coefficients_of)
-    start = tf.convert_to_tensor(start, tf.int32)
-    if not fast:
-        yield from _slow_loop(net, start, inputs)
-        return
-    generation = _FastGeneration(net, start, inputs)
-    try:
-        yield from generation.run()
-    finally:
-        generation.close()
+    temperature = tf.cast(tf.cast(temperature, tf.float32), tf.float64)
+    return _Inputs(noise if callable(noise) else _stretches(noise), samples,
+                   net.embed_global_condition(global_condition), temperature, chunk,
+                   rows_of, coefficients_of)
 
 
 def _stretches(rows):
@@ -203,11 +231,12 @@ def _stretches(rows):
 class _FastGeneration:
     """One run of the compiled loop: the start codes go to it as forced codes (pushed,
     not drawn), whole chunks of them preceded by silence (with a vocoder's first
-    conditioning row), then chunks of drawn samples. Each group of batch rows has a
-    thread, on which its chunks run in order, so the next chunk can start before the
-    caller has handled (written) the last one."""
+    conditioning row), then chunks of drawn samples. ``run`` gives each group of batch
+    rows a thread, on which its chunks run in order, so the next chunk can start before
+    the caller has handled (written) the last one; ``all_codes`` runs the same chunks in
+    one traced computation (an exported model's)."""
 
-    def __init__(self, net, start, inputs):
+    def __init__(self, net, start, inputs, groups=None):
         self.loop, self.inputs = _fast_loop(net), inputs
         chunk, silence = inputs.chunk, net.sample_coding.silence
         begun = start.shape[1]
@@ -222,20 +251,22 @@ class _FastGeneration:
                                                    silence)) // chunk * chunk
         projection = None if rows_of is None else net.project_local_condition(rows_of(0, 1))
         coefficients = None if coefficients_of is None else coefficients_of(0, 1)
-        batch = start.shape[0]
-        self.groups = [_RowGroup(net, group, inputs.gc_embedding, projection, coefficients)
-                       for group in _row_groups(batch)]
-        self.threads = [concurrent.futures.ThreadPoolExecutor(1) for _ in self.groups]
+        batch = tf.shape(start)[0]
+        self.groups = [_RowGroup(net, group, tf.shape(start[group])[0], inputs.gc_embedding,
+                                 projection, coefficients)
+                       for group in groups or _row_groups(start.shape[0])]
+        self.threads = []
         self.drawn = tf.fill([batch, chunk], -1)
         self.silent = tf.zeros([batch, chunk], tf.float64)
 
     def run(self):
         """Pushes the start codes, then yields the drawn codes chunk by chunk."""
         chunk, samples = self.inputs.chunk, self.inputs.samples
+        self.threads = [concurrent.futures.ThreadPoolExecutor(1) for _ in self.groups]
         # Quiet: the first call compiles the loop, or loads it from the compilation
         # cache, and XLA logs errors it recovers from as it reads the file.
         with native_stderr_silenced():
-            for first in range(self.settled, self.start.shape[1], chunk):
+            for first in range(int(self.settled), self.start.shape[1], chunk):
                 self._submit(first, self.start[:, first:first + chunk], self.silent)()
         ahead = self._submit_samples(0) if samples > 0 else None
         for begin in range(0, samples, chunk):
@@ -244,27 +275,69 @@ class _FastGeneration:
                 ahead = self._submit_samples(begin + chunk)
             yield codes()[:, :count]
 
+    def all_codes(self):
+        """Every drawn code ``[B, samples]`` (``samples`` may be a tensor), by the chunks
+        of ``run`` in ``tf.while_loop``s, one row group (the whole batch): traceable."""
+        (group,) = self.groups
+        chunk, samples, begun = self.inputs.chunk, self.inputs.samples, self.start.shape[1]
+        carry = group.carry
+
+        def push(first, carry):
+            forced = self.start[:, first:first + chunk]
+            _, carry = group.run_chunk(self.loop, carry, *self._chunk_inputs(
+                first, forced, self.silent))
+            return first + chunk, carry
+
+        _, carry = tf.while_loop(lambda first, _: first < begun, push,
+                                 (self.settled, carry))
+
+        def draw(begin, carry, codes):
+            draws = self._sample_draws(begin)
+            drawn, carry = group.run_chunk(self.loop, carry, *self._chunk_inputs(
+                begun + begin, self.drawn, draws))
+            return begin + chunk, carry, codes.write(begin // chunk, drawn)
+
+        chunks = -(-samples // chunk)
+        _, _, codes = tf.while_loop(
+            lambda begin, *_: begin < samples, draw,
+            (tf.constant(0), carry, tf.TensorArray(tf.int32, size=chunks)))
+        return tf.reshape(tf.transpose(codes.stack(), [1, 0, 2]),
+                          [tf.shape(self.start)[0], chunks * chunk])[:, :samples]
+
     def close(self):
         for thread in self.threads:
             thread.shutdown()
 
+    def _chunk_inputs(self, first, forced, draws):
+        """What ``_RowGroup.run_chunk`` reads for the chunk of pushed codes ``[first, first +
+        chunk)``: the codes to force, the draws, the temperature and the conditioning.
+        Each a whole chunk long, also where the graph of ``all_codes`` cannot know it."""
+        chunk = self.inputs.chunk
+        forced = tf.ensure_shape(forced, [None, chunk])
+        draws = tf.ensure_shape(draws, [None, chunk])
+        return (forced, draws, self.inputs.temperature,
+                self._chunk_rows(first, self.inputs.rows_of),
+                self._chunk_rows(first, self.inputs.coefficients_of))
+
     def _submit(self, first, forced, draws):
         """Starts the chunk of pushed codes ``[first, first + chunk)`` on every row group;
         returns a function that waits for its codes."""
-        lc_rows = self._chunk_rows(first, self.inputs.rows_of)
-        lpc_rows = self._chunk_rows(first, self.inputs.coefficients_of)
-        runs = [thread.submit(group.run, self.loop, forced, draws, self.inputs.temperature,
-                              lc_rows, lpc_rows)
+        inputs = self._chunk_inputs(first, forced, draws)
+        runs = [thread.submit(group.run, self.loop, *inputs)
                 for thread, group in zip(self.threads, self.groups)]
         return lambda: tf.concat([run.result() for run in runs], axis=0)
 
-    def _submit_samples(self, begin):
+    def _sample_draws(self, begin):
         # Every call gets a full chunk, so XLA compiles one shape; the surplus samples of
         # the last one are dropped.
         chunk = self.inputs.chunk
-        draws = self.inputs.draws_of(begin, min(chunk, self.inputs.samples - begin))
-        padded = tf.pad(draws, [[0, 0], [0, chunk - draws.shape[1]]])
-        return draws.shape[1], self._submit(self.start.shape[1] + begin, self.drawn, padded)
+        draws = self.inputs.draws_of(begin, tf.minimum(chunk, self.inputs.samples - begin))
+        return tf.pad(draws, [[0, 0], [0, chunk - tf.shape(draws)[1]]])
+
+    def _submit_samples(self, begin):
+        count = min(self.inputs.chunk, self.inputs.samples - begin)
+        return count, self._submit(self.start.shape[1] + begin, self.drawn,
+                                   self._sample_draws(begin))
 
     def _chunk_rows(self, first, rows_of):
         """The conditioning (``rows_of``'s rows) of pushed codes ``[first, first +
@@ -272,11 +345,13 @@ class _FastGeneration:
         if rows_of is None:
             return None
         chunk, lead = self.inputs.chunk, self.lead
-        begin = max(first - lead, 0)
+        begin = tf.maximum(first - lead, 0)
         rows = rows_of(begin, first + chunk - lead - begin)
-        if first < lead:  # the silence before the start: the first row repeated
-            rows = tf.concat([tf.repeat(rows_of(0, 1), lead - first, axis=1), rows], axis=1)
-        return tf.pad(rows, [[0, 0], [0, chunk - rows.shape[1]], [0, 0]])
+        if lead:  # the silence before the start: the first row repeated
+            rows = tf.concat([tf.repeat(rows_of(0, 1), tf.maximum(lead - first, 0), axis=1),
+                              rows], axis=1)
+        rows = tf.pad(rows, [[0, 0], [0, chunk - tf.shape(rows)[1]], [0, 0]])
+        return tf.ensure_shape(rows, [None, chunk, None])
 
 
 def _slow_loop(net, start, inputs):
@@ -334,37 +409,48 @@ def _silent_length(start, rows, silence):
     """How many of the first ``start`` codes [B, T] are silence for every row, with (for a
     vocoder) the same conditioning as the first: what a silent steady state accounts for.
     Rows upsampled from the same silence frames differ by rounding only."""
-    same = np.all(np.asarray(start) == silence, axis=0)
+    same = tf.reduce_all(start == silence, axis=0)
     if rows is not None:
-        rows = np.asarray(rows)[:, :len(same)]
-        same &= np.all(np.isclose(rows, rows[:, :1], rtol=1e-6, atol=1e-6), axis=(0, 2))
-    return len(same) if same.all() else int(np.argmin(same))
+        rows = rows[:, :start.shape[1]]
+        first = rows[:, :1]
+        close = tf.abs(rows - first) <= 1e-6 + 1e-6 * tf.abs(first)  # as np.isclose
+        same &= tf.reduce_all(close, axis=(0, 2))
+    # The first row that differs, or all of them.
+    return tf.argmin(tf.concat([tf.cast(same, tf.int32), [0]], axis=0), output_type=tf.int32)
 
 
 class _RowGroup:
-    """The generation state of some batch rows, carried from chunk to chunk; it starts in
-    the steady state of endless silence."""
+    """The generation state of some batch rows (``carry``: the next distribution's
+    outputs, the network's state and, with linear prediction, the prediction's),
+    carried from chunk to chunk; it starts in the steady state of endless silence."""
 
-    def __init__(self, net, rows, gc_embedding, lc_projection, coefficients=None):
-        self.rows = rows
+    def __init__(self, net, rows, size, gc_embedding, lc_projection, coefficients=None):
+        self.rows = rows  # a slice of the batch, ``size`` rows
         self.gc_embedding = None if gc_embedding is None else gc_embedding[rows]
         # The network's input of silence (with linear prediction, an excitation of zero).
-        self.outputs, self.state = net.steady_state(
-            tf.fill([rows.stop - rows.start], net.output_distribution.silence),
+        outputs, state = net.steady_state(
+            tf.fill([size], net.output_distribution.silence),
             self.gc_embedding, None if lc_projection is None else lc_projection[rows])
         # With linear prediction: the last samples and the prediction of the next one.
-        self.prediction_state = ()
+        prediction_state = ()
         if coefficients is not None:
             samples = net.sample_coding
-            past = tf.fill([rows.stop - rows.start, net.linear_prediction.order],
+            past = tf.fill([size, net.linear_prediction.order],
                            samples.decode(samples.silence))
-            self.prediction_state = (past, lpc.predict_next(past, coefficients[rows][:, 0]))
+            prediction_state = (past, lpc.predict_next(past, coefficients[rows][:, 0]))
+        self.carry = (outputs, state, prediction_state)
 
-    def run(self, loop, forced, noise, temperature, lc_rows, lpc_rows):
-        codes, self.outputs, self.state, self.prediction_state = loop.run(
-            self.outputs, self.state, self.gc_embedding, forced[self.rows], noise[self.rows],
+    def run_chunk(self, loop, carry, forced, noise, temperature, lc_rows, lpc_rows):
+        """One chunk of the compiled loop from ``carry``: ``(codes, the next carry)``."""
+        outputs, state, prediction_state = carry
+        codes, *carry = loop.run(
+            outputs, state, self.gc_embedding, forced[self.rows], noise[self.rows],
             temperature, None if lc_rows is None else lc_rows[self.rows],
-            self.prediction_state, None if lpc_rows is None else lpc_rows[self.rows])
+            prediction_state, None if lpc_rows is None else lpc_rows[self.rows])
+        return codes, tuple(carry)
+
+    def run(self, loop, *inputs):
+        codes, self.carry = self.run_chunk(loop, self.carry, *inputs)
         return codes
 
 
