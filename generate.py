@@ -21,6 +21,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from wavenet import compilation_cache, load_tensorflow  # noqa: E402
 from wavenet.cli import (  # noqa: E402
     ArgumentParser,
+    add_checkpoint_flags,
     check_output_directory,
     check_output_file,
     native_stderr_silenced,
@@ -69,25 +70,15 @@ def get_arguments():
                         help='Sampling temperature: below 1 sharpens the distribution')
     parser.add_argument('--logdir', type=str, default=LOGDIR,
                         help='TensorBoard summaries go to LOGDIR/generate/<timestamp>/')
-    parser.add_argument('--wavenet_params', type=str, default=None,
-                        help='JSON file with the network parameters (default '
-                             './wavenet_params.json); only needed when no '
-                             'description was saved beside the checkpoint')
+    add_checkpoint_flags(parser)
     parser.add_argument('--wav_out_path', type=str, default=None,
                         help='Path to output wav file (one per id with several --gc_id)')
     parser.add_argument('--save_every', type=positive(int), default=None,
                         help='How many samples before saving in-progress wav')
-    parser.add_argument('--ema', type=str_to_bool, default=True,
-                        help="Use the checkpoint's average of the weights when it holds one "
-                             "(train.py --ema_decay); false: the last step's own weights")
     parser.add_argument('--fast_generation', type=str_to_bool, default=True,
                         help='Use fast generation (queue-cached, in-graph loop)')
     parser.add_argument('--wav_seed', type=str, default=None,
                         help='The wav file to start generation from')
-    parser.add_argument('--gc_channels', type=positive(int), default=None,
-                        help='Number of global condition embedding channels')
-    parser.add_argument('--gc_cardinality', type=positive(int), default=None,
-                        help='Number of categories upon which we globally condition')
     parser.add_argument('--gc_id', type=speaker_ids, default=None,
                         help='ID of category to generate, if globally conditioned; several '
                              'separated by commas are generated together')

@@ -46,6 +46,22 @@ def non_negative_int(value):
     return number
 
 
+def add_checkpoint_flags(parser):
+    """The flags of a tool that reads a trained checkpoint: which of its weights, and the
+    network description when none was saved beside it (an original toolkit's checkpoint)."""
+    parser.add_argument('--ema', type=str_to_bool, default=True,
+                        help="Use the checkpoint's average of the weights when it holds one "
+                             "(train.py --ema_decay); false: the last step's own weights")
+    parser.add_argument('--wavenet_params', type=str, default=None,
+                        help='JSON file with the network parameters (default '
+                             './wavenet_params.json); only needed when no '
+                             'description was saved beside the checkpoint')
+    parser.add_argument('--gc_channels', type=positive(int), default=None,
+                        help='Number of global condition embedding channels')
+    parser.add_argument('--gc_cardinality', type=positive(int), default=None,
+                        help='Number of categories upon which we globally condition')
+
+
 def check_output_file(path, flag):
     """Refuses (``ValueError``) an output file that could not be written, before any work."""
     if os.path.isdir(path):

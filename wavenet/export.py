@@ -163,25 +163,16 @@ def export(net, description, out_dir):
 def main(argv=None):
     from .cli import (
         ArgumentParser,
+        add_checkpoint_flags,
         check_output_directory,
         native_stderr_silenced,
-        str_to_bool,
     )
     parser = ArgumentParser(
         prog='python -m wavenet.export',
         description='Export a trained WaveNet as a SavedModel whose signatures generate')
     parser.add_argument('checkpoint', help='a checkpoint prefix, or a directory (its newest)')
     parser.add_argument('out_dir', help='where the SavedModel goes (must not exist)')
-    parser.add_argument('--ema', type=str_to_bool, default=True,
-                        help="Export the checkpoint's average of the weights when it holds "
-                             "one (false: the last step's own weights)")
-    parser.add_argument('--wavenet_params', default=None,
-                        help='JSON network description, only needed when none was saved '
-                             'beside the checkpoint')
-    parser.add_argument('--gc_channels', type=int, default=None,
-                        help='Speaker-embedding size (a checkpoint without a description)')
-    parser.add_argument('--gc_cardinality', type=int, default=None,
-                        help='Number of speakers (a checkpoint without a description)')
+    add_checkpoint_flags(parser)
     args = parser.parse_args(argv)
     from . import checkpoints
     from .params import build_model
