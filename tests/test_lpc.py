@@ -99,13 +99,18 @@ def test_the_excitation_added_to_the_predictions_gives_back_the_audio():
     rows = PREDICTION.per_sample(PREDICTION.coefficients(FEATURES(audio)[None]), 256)
     excitation = lpc.excitation_codes(SOFTMAX, audio[None], rows[:, :len(audio)])
     assert np.std(SOFTMAX.decode(excitation)) < np.std(audio) / 3  # it did predict
+
+    @tf.function  # one traced step, called per sample (eager ops would take a minute)
+    def step(past, row, forced_excitation):
+        prediction = lpc.predict(past, row)[:, 0]
+        code, pushed = lpc.next_codes(SOFTMAX, tf.constant([-1]), forced_excitation, prediction)
+        return code, pushed, tf.concat([past[:, 1:], lpc.SAMPLES.decode(code)[:, None]], axis=1)
+
     past = tf.zeros([1, ORDER])
     codes = []
     for t in range(len(audio)):
-        prediction = lpc.predict(past, rows[:, t:t + 1])[:, 0]
-        code, pushed = lpc.next_codes(SOFTMAX, tf.constant([-1]), excitation[:, t], prediction)
+        code, pushed, past = step(past, rows[:, t:t + 1], excitation[:, t])
         assert pushed.numpy() == excitation[0, t]
-        past = tf.concat([past[:, 1:], lpc.SAMPLES.decode(code)[:, None]], axis=1)
         codes.append(int(code[0]))
     error = lpc.SAMPLES.decode(codes).numpy() - audio
     assert 10 * np.log10(np.sum(audio ** 2) / np.sum(error ** 2)) > 30
