@@ -130,9 +130,9 @@ def test_a_vocoder_voices_tone_bursts_and_the_silences_between(tmp_path, train_m
     params, steps = REMEDIES[remedy]
     (tmp_path / 'params.json').write_text(json.dumps(dict(ON_OFF, **params)))
     train_main(['--data_dir', str(corpus), '--wavenet_params', str(tmp_path / 'params.json'),
-                '--logdir', str(tmp_path / 'logdir'), '--num_steps', steps,
+                '--logdir', str(tmp_path / 'logdir'), '--num_steps', str(steps),
                 '--sample_size', '2000', '--batch_size', '2', '--learning_rate', '3e-3',
-                '--silence_threshold', '0', '--checkpoint_every', steps])
+                '--silence_threshold', '0', '--checkpoint_every', str(steps)])
     unseen = bursts(rng, 4)
     soundfile.write(str(tmp_path / 'unseen.wav'), unseen, ON_OFF_RATE)
     result = run_generate(tmp_path / 'logdir', '--lc_wav', tmp_path / 'unseen.wav', '--seed', 1,

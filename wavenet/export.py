@@ -74,12 +74,14 @@ class Generator(tf.Module):
 
     def _vocode_batch(self, features, seed, temperature):
         net, description = self.net, self.description
-        checks = [tf.debugging.assert_positive(tf.shape(features)[1],
-                                               'features must hold at least one frame'),
-                  tf.debugging.assert_all_finite(features, 'features must be finite')]
-        with tf.control_dependencies(checks + _temperature_checked(temperature)):
-            # Every utterance's row draws the stream of key 0, as in generate.py.
-            keys = tf.zeros([tf.shape(features)[0]], tf.int64)
+        features, temperature = _checked(
+            [tf.debugging.assert_positive(tf.shape(features)[1],
+                                          'features must hold at least one frame'),
+             tf.debugging.assert_all_finite(features, 'features must be finite'),
+             _temperature_check(temperature)],
+            features, temperature)
+        # Every utterance's row draws the stream of key 0, as in generate.py.
+        keys = tf.zeros([tf.shape(features)[0]], tf.int64)
         streams = generation.UniformStreams(seed, keys)
         start = generation.start_waveform(net, streams(0, 1)[:, 0])
         conditioning = generation.ConditioningRows(net, features, start.shape[1],
@@ -93,11 +95,12 @@ class Generator(tf.Module):
 
     def _generate_speakers(self, samples, speakers, seed, temperature):
         cardinality = self.description.gc_cardinality
-        checks = [tf.debugging.assert_non_negative(speakers, 'speaker ids must be >= 0'),
-                  tf.debugging.assert_less(speakers, cardinality,
-                                           f'speaker ids must be below {cardinality}')]
-        with tf.control_dependencies(checks):
-            keys = tf.cast(speakers, tf.int64)  # stream 0 of each speaker
+        (speakers,) = _checked(
+            [tf.debugging.assert_non_negative(speakers, 'speaker ids must be >= 0'),
+             tf.debugging.assert_less(speakers, cardinality,
+                                      f'speaker ids must be below {cardinality}')],
+            speakers)
+        keys = tf.cast(speakers, tf.int64)  # stream 0 of each speaker
         return self._generated(samples, keys, speakers, seed, temperature)
 
     def _generate_plain(self, samples, seed, temperature):
@@ -105,17 +108,19 @@ class Generator(tf.Module):
         return {'audio': audio['audio'][0]}
 
     def _generate_streams(self, samples, streams, seed, temperature):
-        with tf.control_dependencies([tf.debugging.assert_positive(
-                streams, 'streams must be at least 1')]):
-            keys = generation.stream_key(0, tf.range(streams, dtype=tf.int64))
+        (streams,) = _checked([tf.debugging.assert_positive(
+            streams, 'streams must be at least 1')], streams)
+        keys = generation.stream_key(0, tf.range(streams, dtype=tf.int64))
         return self._generated(samples, keys, None, seed, temperature)
 
     def _generated(self, samples, keys, speakers, seed, temperature):
         """``samples`` of each of ``keys``' streams, after the start ``generate.py`` makes
         without a seed clip."""
-        checks = [tf.debugging.assert_positive(samples, 'samples must be at least 1')]
-        with tf.control_dependencies(checks + _temperature_checked(temperature)):
-            streams = generation.UniformStreams(seed, keys)
+        samples, temperature = _checked(
+            [tf.debugging.assert_positive(samples, 'samples must be at least 1'),
+             _temperature_check(temperature)],
+            samples, temperature)
+        streams = generation.UniformStreams(seed, keys)
         start = generation.start_waveform(self.net, streams(0, 1)[:, 0])
         return self._audio(start, streams, samples, speakers, temperature)
 
@@ -133,8 +138,16 @@ def _serving(function, *inputs):
                        input_signature=[*inputs, SEED, TEMPERATURE])
 
 
-def _temperature_checked(temperature):
-    return [tf.debugging.assert_positive(temperature, 'temperature must be above 0')]
+def _temperature_check(temperature):
+    return tf.debugging.assert_positive(temperature, 'temperature must be above 0')
+
+
+def _checked(checks, *inputs):
+    """``inputs`` as they are once ``checks`` have passed: everything computed from them
+    waits for the checks, so that a bad input fails by its name, not in whichever op
+    reads it first (a gather outside the speaker table, say)."""
+    with tf.control_dependencies(checks):
+        return [tf.identity(value) for value in inputs]
 
 
 def check_exportable(description):
