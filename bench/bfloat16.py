@@ -7,8 +7,10 @@ bfloat16. This times a loop with the products of one sample of the default netwo
 and the skip projection; then the two output layers), its weights stored in float32 and in
 bfloat16 (activations cast to bfloat16 for each product, results taken back to float32),
 compiled by XLA as ``generate.py`` compiles its loop and run by TensorFlow's own kernels
-without XLA. It then says whether XLA's optimized HLO keeps the products in bfloat16 or
-converts the weights to float32 first (in which case they cannot read fewer bytes).
+without XLA. Only the products, not the network: no gates, no conditioning, no drawing,
+and each product's input is made from the last one's output so that they run in turn.
+It then counts the weight shapes that XLA's optimized HLO converts to float32 arrays
+before the loop's products (weights that are then read as float32, not bfloat16).
 
     python bench/bfloat16.py [--samples 4000] [--repeats 3]
 """
@@ -27,16 +29,28 @@ import tensorflow as tf  # noqa: E402
 
 
 def product_shapes(params):
-    """``[(inputs, outputs)]`` of every weight matrix a sample multiplies, in order."""
+    """``[(inputs, outputs)]`` of every weight matrix a sample multiplies, in the order
+    the network multiplies them: the causal layer over its taps of one-hot codes, each
+    dilated layer's filter and gate over two taps and its 1x1 residual, the skip outputs
+    of every layer as one product (as the network computes them), the two output layers."""
     residual, dilation = params['residual_channels'], params['dilation_channels']
     skip, width = params['skip_channels'], params['quantization_channels']
-    per_layer = [(params['filter_width'] * residual, 2 * dilation), (dilation, residual),
-                 (dilation, skip)]
-    return per_layer * len(params['dilations']) + [(skip, skip), (skip, width)]
+    layers = len(params['dilations'])
+    taps = params['filter_width']
+    return ([(taps * width, residual)]
+            + [(taps * residual, 2 * dilation), (dilation, residual)] * layers
+            + [(layers * dilation, skip), (skip, skip), (skip, width)])
+
+
+def _resized(vector, width):
+    """``vector`` [1, n] repeated or cut to [1, width]."""
+    return tf.tile(vector, [1, -(-width // vector.shape[1])])[:, :width]
 
 
 def sample_loop(shapes, dtype, samples, jit):
-    """A compiled loop of ``samples`` steps, each every product of ``shapes`` in turn."""
+    """A compiled loop of ``samples`` steps, each every product of ``shapes`` in turn,
+    each product's input made from the one before's output, so they run one after
+    another as the network's do."""
     rng = np.random.default_rng(0)
     weights = [tf.constant(rng.standard_normal(shape).astype(np.float32) / np.sqrt(shape[0]),
                            dtype) for shape in shapes]
@@ -44,40 +58,57 @@ def sample_loop(shapes, dtype, samples, jit):
     @tf.function(jit_compile=jit)
     def run(x):
         def step(i, x):
-            total = tf.zeros([1], tf.float32)
+            vector = x
             for weight in weights:
-                width = weight.shape[0]
-                vector = tf.tile(x, [1, -(-width // x.shape[1])])[:, :width]
-                product = tf.cast(tf.matmul(tf.cast(vector, dtype), weight), tf.float32)
-                total += tf.reduce_mean(tf.tanh(product), axis=1)
-            return i + 1, x + 1e-3 * total[:, tf.newaxis]
+                product = tf.matmul(tf.cast(_resized(vector, weight.shape[0]), dtype), weight)
+                vector = tf.tanh(tf.cast(product, tf.float32))
+            return i + 1, _resized(vector, x.shape[1])
         return tf.while_loop(lambda i, _: i < samples, step, (0, x))[1]
     return run
 
 
-def time_loop(run, samples, repeats):
-    x = tf.ones([1, 64], tf.float32)
-    run(x).numpy()
+def first_input(shapes):
+    return tf.fill([1, shapes[0][0]], 0.01)
+
+
+def time_loop(run, shapes, samples, repeats):
+    run(first_input(shapes)).numpy()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        run(x).numpy()
+        run(first_input(shapes)).numpy()
         times.append(time.perf_counter() - start)
     return statistics.median(times) / samples * 1e6
 
 
-def converts_weights(run, shapes):
-    """Whether XLA's optimized HLO converts a bfloat16 weight parameter to float32."""
-    hlo = run.experimental_get_compiler_ir(tf.ones([1, 64], tf.float32))(stage='optimized_hlo')
-    rows, columns = shapes[-2]
-    return any(f'f32[{rows},{columns}]' in line and 'convert' in line
-               for line in hlo.splitlines())
+def weights_made_float32(run, shapes):
+    """How many of the weight shapes XLA's optimized HLO of ``run`` materializes as float32
+    arrays outside any fused computation: bfloat16 weights converted before the products,
+    which then read float32 bytes."""
+    hlo = run.experimental_get_compiler_ir(first_input(shapes))(stage='optimized_hlo')
+    unfused, inside_fusion = [], False
+    for line in hlo.splitlines():
+        if line.endswith('{') and not line.startswith(' '):
+            # XLA names the computations it fuses into one kernel fused_* or wrapped_*.
+            inside_fusion = line.startswith(('%fused', '%wrapped'))
+        elif not inside_fusion:
+            unfused.append(line)
+    converted = {(rows, columns) for rows, columns in set(shapes)
+                 if any(f'= f32[{rows},{columns}]' in line for line in unfused)}
+    return len(converted), len(set(shapes))
+
+
+def positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+    return value
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--samples', type=int, default=4000)
-    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--samples', type=positive, default=4000)
+    parser.add_argument('--repeats', type=positive, default=3)
     args = parser.parse_args()
     with open(os.path.join(ROOT, 'wavenet_params.json')) as f:
         shapes = product_shapes(json.load(f))
@@ -87,16 +118,15 @@ def main():
           f'{args.samples} samples, microseconds per sample')
     print(f'{"":22s}{"float32":>10s}{"bfloat16":>10s}{"float32 / bfloat16":>20s}')
     for name, jit in (('XLA (as generate.py)', True), ('TensorFlow kernels', False)):
-        figures = [time_loop(sample_loop(shapes, dtype, args.samples, jit), args.samples,
-                             args.repeats) for dtype in (tf.float32, tf.bfloat16)]
+        runs = [sample_loop(shapes, dtype, args.samples, jit)
+                for dtype in (tf.float32, tf.bfloat16)]
+        figures = [time_loop(run, shapes, args.samples, args.repeats) for run in runs]
         print(f'{name:22s}{figures[0]:10.1f}{figures[1]:10.1f}{figures[0] / figures[1]:19.2f}×')
-    run = sample_loop(shapes, tf.bfloat16, 1, True)
-    if converts_weights(run, shapes):
-        print("XLA's optimized HLO converts the bfloat16 weights to float32 before its dot "
-              'products: they are read as float32.')
-    else:
-        print("XLA's optimized HLO keeps the bfloat16 weights in its dot products.")
-
+        if jit:
+            converted, distinct = weights_made_float32(runs[1], shapes)
+    print(f"XLA's optimized HLO of the bfloat16 loop makes float32 arrays of {converted} of the "
+          f'{distinct} weight shapes outside its fused computations (converted before the '
+          'products, which then read float32)')
 
 if __name__ == '__main__':
     sys.exit(main())
