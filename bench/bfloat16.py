@@ -3,8 +3,9 @@
 At batch 1 a generated sample reads every weight of the network once, so weights stored in
 bfloat16 (half the bytes) could only help if the matrix-vector products ran on them as
 bfloat16. This times a loop with the products of one sample of the default network
-(``wavenet_params.json``: per dilated layer filter and gate over two taps, the 1x1 residual
-and the skip projection; then the two output layers), its weights stored in float32 and in
+(``wavenet_params.json``: the causal layer, per dilated layer filter and gate over two taps
+and the 1x1 residual, every layer's skip output as one product, the two output layers),
+its weights stored in float32 and in
 bfloat16 (activations cast to bfloat16 for each product, results taken back to float32),
 compiled by XLA as ``generate.py`` compiles its loop and run by TensorFlow's own kernels
 without XLA. Only the products, not the network: no gates, no conditioning, no drawing,
@@ -15,28 +16,30 @@ before the loop's products (weights that are then read as float32, not bfloat16)
     python bench/bfloat16.py [--samples 4000] [--repeats 3]
 """
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from wavenet.params import NetworkDescription  # noqa: E402
 
-def product_shapes(params):
+
+def product_shapes(description):
     """``[(inputs, outputs)]`` of every weight matrix a sample multiplies, in the order
     the network multiplies them: the causal layer over its taps of one-hot codes, each
     dilated layer's filter and gate over two taps and its 1x1 residual, the skip outputs
     of every layer as one product (as the network computes them), the two output layers."""
-    residual, dilation = params['residual_channels'], params['dilation_channels']
-    skip, width = params['skip_channels'], params['quantization_channels']
-    layers = len(params['dilations'])
-    taps = params['filter_width']
+    d = description
+    residual, dilation = d.residual_channels, d.dilation_channels
+    skip, width = d.skip_channels, d.quantization_channels
+    layers, taps = len(d.dilations), d.filter_width
     return ([(taps * width, residual)]
             + [(taps * residual, 2 * dilation), (dilation, residual)] * layers
             + [(layers * dilation, skip), (skip, skip), (skip, width)])
@@ -110,23 +113,23 @@ def main():
     parser.add_argument('--samples', type=positive, default=4000)
     parser.add_argument('--repeats', type=positive, default=3)
     args = parser.parse_args()
-    with open(os.path.join(ROOT, 'wavenet_params.json')) as f:
-        shapes = product_shapes(json.load(f))
+    shapes = product_shapes(NetworkDescription.load(os.path.join(ROOT, 'wavenet_params.json')))
     weights = sum(rows * columns for rows, columns in shapes)
     print(f'TensorFlow {tf.__version__}; one sample of wavenet_params.json: {len(shapes)} '
           f'products, {weights / 1e6:.2f} M weights; medians of {args.repeats} runs of '
           f'{args.samples} samples, microseconds per sample')
     print(f'{"":22s}{"float32":>10s}{"bfloat16":>10s}{"float32 / bfloat16":>20s}')
+    loops = {}
     for name, jit in (('XLA (as generate.py)', True), ('TensorFlow kernels', False)):
-        runs = [sample_loop(shapes, dtype, args.samples, jit)
-                for dtype in (tf.float32, tf.bfloat16)]
-        figures = [time_loop(run, shapes, args.samples, args.repeats) for run in runs]
+        loops[jit] = [sample_loop(shapes, dtype, args.samples, jit)
+                      for dtype in (tf.float32, tf.bfloat16)]
+        figures = [time_loop(run, shapes, args.samples, args.repeats) for run in loops[jit]]
         print(f'{name:22s}{figures[0]:10.1f}{figures[1]:10.1f}{figures[0] / figures[1]:19.2f}×')
-        if jit:
-            converted, distinct = weights_made_float32(runs[1], shapes)
+    converted, distinct = weights_made_float32(loops[True][1], shapes)
     print(f"XLA's optimized HLO of the bfloat16 loop makes float32 arrays of {converted} of the "
           f'{distinct} weight shapes outside its fused computations (converted before the '
           'products, which then read float32)')
+
 
 if __name__ == '__main__':
     sys.exit(main())
