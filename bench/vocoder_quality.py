@@ -9,6 +9,15 @@ four demo voices, in no training file; ``demo/make_corpus.sh`` makes them) by
     with linear prediction, their excitation's codes added back to the predictions): the
     best any vocoder of that output can do,
 
+and with ``--teacher_forced``, to tell where a copy loses the recording,
+
+(d) each vocoder's codes drawn from its distribution given the recording's own past at
+    every sample (as training sees it), their errors added to the recording: one step's
+    distribution, with nothing fed back,
+(e) with linear prediction, the same drawn excitation run through the synthesis filter:
+    the errors shaped by the envelope as in generation, the network still reading the
+    true past (a's gap to e is what free running adds),
+
 scored against the recordings by STOI (pystoi), wide-band PESQ (pesq), mel-cepstral
 distortion, F0 RMSE and voicing error (pyworld), means over the set (``wavenet.quality``).
 A measure whose library is missing is left out, with one line saying so.
@@ -16,7 +25,7 @@ A measure whose library is missing is left out, with one line saying so.
 Run the README's vocoder quick start first, then
 
     python bench/vocoder_quality.py [--vocoder logdir/vocoder [--vocoder other ...]]
-                                    [--ema both]
+                                    [--ema both] [--teacher_forced]
 
 ``bench/quality_curves.py`` draws the same measures against training minutes, from the
 ``quality/*`` scalars a training logs with ``--sample_every``.
@@ -36,8 +45,9 @@ import scipy.signal  # noqa: E402
 import soundfile  # noqa: E402
 
 from wavenet import lpc, quality  # noqa: E402
-from wavenet.audio_reader import load_audio  # noqa: E402
-from wavenet.params import NetworkDescription  # noqa: E402
+from wavenet.audio_reader import cut_conditioned_pieces, load_audio  # noqa: E402
+from wavenet.checkpoints import find_checkpoint, restore_model  # noqa: E402
+from wavenet.params import NetworkDescription, build_model  # noqa: E402
 
 
 def quantized(description, reference):
@@ -48,19 +58,53 @@ def quantized(description, reference):
     prediction = description.linear_prediction
     if prediction is None:
         return output.decode(output.encode(reference)).numpy()
-    hop = prediction.features.hop_length
     coefficients = prediction.coefficients(prediction.features(reference)).numpy()
-    rows = prediction.per_sample(coefficients[None], hop)[:, :len(reference)]
-    excitation = output.decode(lpc.excitation_codes(output, reference[None], rows)).numpy()[0]
+    rows = prediction.per_sample(coefficients[None], prediction.features.hop_length)
+    codes = lpc.excitation_codes(output, reference[None], rows[:, :len(reference)])
+    return synthesized(prediction, coefficients, output.decode(codes).numpy()[0])
+
+
+def synthesized(prediction, coefficients, excitation):
+    """The samples that ``excitation`` [T] gives through the all-pole filter of each frame's
+    ``coefficients`` [F, order] (``prediction``'s, a ``LinearPrediction``)."""
+    hop = prediction.features.hop_length
     audio, past = [], np.zeros(prediction.order)
-    for frame, (first, last) in enumerate(zip(range(0, len(reference), hop),
-                                              range(hop, len(reference) + hop, hop))):
+    for frame, first in enumerate(range(0, len(excitation), hop)):
         denominator = np.concatenate([[1], -coefficients[frame]])
         state = scipy.signal.lfiltic([1], denominator, past[::-1])
-        samples, _ = scipy.signal.lfilter([1], denominator, excitation[first:last], zi=state)
+        samples, _ = scipy.signal.lfilter([1], denominator, excitation[first:first + hop],
+                                          zi=state)
         audio.append(samples)
         past = np.concatenate([past, samples])[-prediction.order:]
     return np.concatenate(audio)
+
+
+def teacher_forced(checkpoint, description, references, seed, ema='true', temperature=1.0):
+    """Each clip's codes drawn from the vocoder's distribution given the *recording's* past
+    at every sample (as training sees it), not its own: ``(added, filtered)``, lists of
+    clips. ``added``: the recording with each drawn code's error (drawn less true value)
+    added, so no error feeds back or is filtered; ``filtered`` (linear prediction only,
+    else None): the drawn excitation run through the synthesis filter, as generation runs
+    it, so the errors are shaped by the envelope but the network still reads the true
+    past. Beside free running, they tell where a copy loses the recording."""
+    net = build_model(description)
+    restore_model(net, find_checkpoint(checkpoint), averaged=ema == 'true')
+    features, output = description.features, description.output
+    prediction = description.linear_prediction
+    uniform = np.random.default_rng(seed)
+    added, filtered = [], []
+    for reference in references:
+        (piece, frames), = cut_conditioned_pieces(reference, features(reference), features,
+                                                  net.receptive_field)
+        outputs, codes = net.teacher_forced(piece[None], local_condition_batch=frames[None])
+        outputs, codes = outputs[0, -len(reference):], codes[0, -len(reference):]
+        drawn = output.sample(outputs, temperature, uniform.random(len(reference)))
+        drawn, true = output.decode(drawn).numpy(), output.decode(codes).numpy()
+        added.append(reference + drawn - true)
+        if prediction is not None:
+            coefficients = prediction.coefficients(features(reference)).numpy()
+            filtered.append(synthesized(prediction, coefficients, drawn))
+    return added, filtered if prediction is not None else None
 
 
 def copy_synthesis(checkpoint, clips, seed, ema='true', temperature=1.0):
@@ -128,6 +172,10 @@ def main():
     parser.add_argument('--ema', default='true', choices=['true', 'false', 'both'],
                         help="generate.py --ema: a checkpoint's averaged weights (when it "
                              "holds them), its own, or both, a row each")
+    parser.add_argument('--teacher_forced', action='store_true',
+                        help="also each vocoder's codes drawn given the recording's past "
+                             'instead of its own (rows d and e): where a copy loses the '
+                             'recording')
     args = parser.parse_args()
     vocoders = args.vocoder or ['logdir/vocoder']
     descriptions = [description_of(v) for v in vocoders]
@@ -152,6 +200,13 @@ def main():
     for vocoder, ema in rows:
         outputs = copy_synthesis(vocoder, clips, args.seed, ema, args.temperature)
         candidates[names[vocoder, ema]] = judged(outputs)
+        if args.teacher_forced:
+            added, filtered = teacher_forced(vocoder, description_of(vocoder), references,
+                                             args.seed, ema, args.temperature)
+            given = f'{names[vocoder, ema][len("(a) vocoder "):]}, given the recording\'s past'
+            candidates[f'(d) {given}, errors added'] = judged(added)
+            if filtered is not None:
+                candidates[f'(e) {given}, through the synthesis filter'] = judged(filtered)
     griffin = judged([quality.griffin_lim(features, r) for r in references])
     candidates['(b) Griffin-Lim, same mel spectrogram'] = griffin
     candidates["(c) recordings through the first vocoder's codes"] = judged(

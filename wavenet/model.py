@@ -482,7 +482,21 @@ class WaveNetModel(keras.Model):
     def loss(self, input_batch, global_condition_batch=None, l2_regularization_strength=None,
              local_condition_batch=None, input_noise=0.0):
         """The mean negative log-likelihood (for the softmax, its cross-entropy) of each
-        sample given its receptive field, under the output distribution.
+        sample given its receptive field, under the output distribution (the arguments
+        as ``teacher_forced``'s)."""
+        outputs, targets = self.teacher_forced(input_batch, global_condition_batch,
+                                               local_condition_batch, input_noise)
+        loss = self.output_distribution.loss(outputs, targets)
+        if not l2_regularization_strength:
+            return loss
+        return loss + l2_regularization_strength * self.l2_loss()
+
+    def teacher_forced(self, input_batch, global_condition_batch=None,
+                       local_condition_batch=None, input_noise=0.0):
+        """``(outputs, targets)``: the output distribution's parameters ``[B, T - R, width]``
+        of every sample after the first receptive field ``R`` of ``input_batch`` ``[B, T]``,
+        each given the true samples before it (as training sees them), and the codes
+        ``[B, T - R]`` they predict (with linear prediction, the excitation's).
 
         ``local_condition_batch``: frames ``[B, F, lc_channels]`` covering the audio
         (``F * hop >= T``), frame ``f`` describing samples ``[f * hop, (f + 1) * hop)``.
@@ -522,10 +536,7 @@ class WaveNetModel(keras.Model):
             lc_projection = self.project_local_condition(rows[:, 1:])
         # The last sample has nothing to be predicted from it, so the network never sees it.
         outputs = self(network_input[:, :-1], gc_embedding, lc_projection)
-        loss = self.output_distribution.loss(outputs, codes[:, self.receptive_field:])
-        if not l2_regularization_strength:
-            return loss
-        return loss + l2_regularization_strength * self.l2_loss()
+        return outputs, codes[:, self.receptive_field:]
 
     def l2_loss(self):
         """``sum(v**2) / 2`` over every trainable weight that is not a bias."""
