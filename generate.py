@@ -175,6 +175,12 @@ def batch_rows(args, utterances):
             for stream in range(args.streams)]
 
 
+def batch_size(args):
+    """How many rows ``batch_rows`` makes, from the flags alone (before TensorFlow starts)."""
+    utterances = len(args.lc_wav or args.lc_features or [])
+    return max(utterances, 1) * len(args.gc_id or [None]) * args.streams
+
+
 def row_names(rows, utterances):
     """Each row's ``(kind, value)`` parts that tell it apart from the other rows: its
     ``utterance`` (file name), ``speaker`` and ``stream``, where the batch has several."""
@@ -253,6 +259,9 @@ def prepare(args):
 def main():
     parser, args = get_arguments()
     try:
+        if batch_size(args) > 1 and compilation_cache.cpu_cores() > 1:
+            # The batch runs as row groups side by side, one per core (wavenet.generation).
+            compilation_cache.single_threaded_products()
         compilation_cache.enable(args.cache_dir)
         # Quiet: TensorFlow's first touch of a device logs, and errors must be one line.
         with native_stderr_silenced():

@@ -1,9 +1,13 @@
 """The compiled generation loop is kept in a cache folder between runs: a second run loads
-it and draws the same audio, an empty --cache_dir keeps none."""
+it and draws the same audio, an empty --cache_dir keeps none, and loops compiled with other
+XLA flags are kept apart."""
 import os
 
 import numpy as np
+import pytest
 from helpers import read_int16, run_generate
+
+from wavenet import compilation_cache
 
 
 def test_a_second_run_loads_the_compiled_loop(speaker_files, tmp_path):
@@ -35,3 +39,30 @@ def test_a_second_run_loads_the_compiled_loop(speaker_files, tmp_path):
     assert not (tmp_path / 'home' / 'wavenet').exists()
     np.testing.assert_array_equal(read_int16(tmp_path / 'off.wav'),
                                   read_int16(tmp_path / 'first.wav'))
+
+
+def test_a_batch_split_over_cores_is_cached_apart_and_draws_what_a_row_draws_alone(
+        speaker_files, tmp_path):
+    """Two speakers on two cores run as two row groups, whose products XLA compiles to
+    stay on their group's thread: another executable for the same shapes, so it is kept in
+    a folder of its own (TensorFlow's cache key leaves XLA's flags out), and each row draws
+    what it draws alone."""
+    if compilation_cache.cpu_cores() < 2:
+        pytest.skip('needs two cores')
+    cache = tmp_path / 'cache'
+    flags = [speaker_files['described'], '--samples', 200, '--seed', 5,
+             '--logdir', tmp_path / 'logs', '--cache_dir', cache]
+    alone = run_generate(*flags, '--gc_id', 2, '--wav_out_path', tmp_path / 'alone.wav',
+                         cores=2)
+    assert alone.returncode == 0, alone.stderr
+    machine, = os.listdir(cache)
+    batch = run_generate(*flags, '--gc_id', '2,5', '--wav_out_path', tmp_path / 'batch.wav',
+                         cores=2)
+    assert batch.returncode == 0, batch.stderr
+    folders = sorted(os.listdir(cache))
+    assert len(folders) == 2 and machine in folders
+    split, = set(folders) - {machine}
+    assert split.startswith(machine + '-')
+    assert os.listdir(cache / split / 'xla')
+    np.testing.assert_array_equal(read_int16(tmp_path / 'alone.wav'),
+                                  read_int16(tmp_path / 'batch_gc2.wav'))

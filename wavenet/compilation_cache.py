@@ -1,5 +1,5 @@
-"""Where compiled generation loops are kept between runs: TensorFlow's and XLA's own
-persistent compilation caches, pointed at one folder the user can change.
+"""How generation loops are compiled, and where they are kept between runs: TensorFlow's
+and XLA's own persistent compilation caches, pointed at one folder the user can change.
 
 TensorFlow saves every executable that XLA compiles for a ``jit_compile`` function
 (``--tf_xla_persistent_cache_directory``), so the next run of the same network loads the
@@ -34,9 +34,11 @@ def enable(directory, flag='--cache_dir'):
     if not directory:
         return None
     check_output_directory(directory, flag)
-    # A folder per TensorFlow version and processor: an executable compiled for another
-    # machine's instructions (a home folder shared between machines) would crash this one.
-    machine = os.path.join(directory, _machine())
+    # A folder per TensorFlow version, processor and XLA flags: an executable compiled for
+    # another machine's instructions (a home folder shared between machines) would crash
+    # this one, and TensorFlow's cache key leaves XLA's flags out, though they change
+    # what it compiles (single_threaded_products).
+    machine = os.path.join(directory, _machine() + _flags_suffix())
     tensorflow_cache = os.path.join(machine, 'xla')
     autotune_cache = os.path.join(machine, 'autotune')
     for path in (tensorflow_cache, autotune_cache):
@@ -44,6 +46,32 @@ def enable(directory, flag='--cache_dir'):
     _add_flag('TF_XLA_FLAGS', 'tf_xla_persistent_cache_directory', tensorflow_cache)
     _add_flag('XLA_FLAGS', 'xla_gpu_per_fusion_autotune_cache_dir', autotune_cache)
     return directory
+
+
+def cpu_cores():
+    """The CPU cores this process may run on."""
+    if hasattr(os, 'sched_getaffinity'):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def single_threaded_products():
+    """Makes XLA compile a loop's products to run on the thread that runs the loop. For a
+    batch that generation splits into row groups, one per core, running side by side:
+    otherwise each group's products also fan out over every core, and the groups wait for
+    each other's share. (One group, one row: its products gain from the spare cores.)
+    Must run before ``enable`` and before TensorFlow first compiles."""
+    _add_flag('XLA_FLAGS', 'xla_cpu_multi_thread_eigen', 'false')
+
+
+def _flags_suffix():
+    """``''``, or ``-`` and a hash of the XLA flags that change what XLA compiles."""
+    flags = [flag for flag in os.environ.get('XLA_FLAGS', '').split()
+             if not flag.startswith(('--xla_gpu_per_fusion_autotune_cache_dir=',
+                                     '--xla_dump'))]
+    if not flags:
+        return ''
+    return '-' + hashlib.sha256(' '.join(sorted(flags)).encode()).hexdigest()[:12]
 
 
 def _machine():

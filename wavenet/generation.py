@@ -19,7 +19,7 @@ import numpy as np
 import soundfile
 import tensorflow as tf
 
-from . import lpc
+from . import compilation_cache, lpc
 from .audio_reader import load_audio, trim_silence
 from .cli import native_stderr_silenced
 from .features import frame_count
@@ -398,9 +398,7 @@ def _row_groups(batch):
     one core, and the rows are independent. One group on a GPU."""
     if tf.config.list_logical_devices('GPU'):
         return [slice(0, batch)]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else \
-        os.cpu_count() or 1
-    count = min(batch, cores)
+    count = min(batch, compilation_cache.cpu_cores())
     bounds = [batch * k // count for k in range(count + 1)]
     return [slice(first, end) for first, end in zip(bounds, bounds[1:])]
 
