@@ -28,6 +28,7 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from wavenet.cli import positive  # noqa: E402
 from wavenet.params import NetworkDescription  # noqa: E402
 
 
@@ -101,17 +102,10 @@ def weights_made_float32(run, shapes):
     return len(converted), len(set(shapes))
 
 
-def positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
-    return value
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--samples', type=positive, default=4000)
-    parser.add_argument('--repeats', type=positive, default=3)
+    parser.add_argument('--samples', type=positive(int), default=4000)
+    parser.add_argument('--repeats', type=positive(int), default=3)
     args = parser.parse_args()
     shapes = product_shapes(NetworkDescription.load(os.path.join(ROOT, 'wavenet_params.json')))
     weights = sum(rows * columns for rows, columns in shapes)

@@ -94,15 +94,16 @@ def teacher_forced(checkpoint, description, references, seed, ema='true', temper
     uniform = np.random.default_rng(seed)
     added, filtered = [], []
     for reference in references:
-        (piece, frames), = cut_conditioned_pieces(reference, features(reference), features,
+        frames = features(reference)
+        (piece, padded), = cut_conditioned_pieces(reference, frames, features,
                                                   net.receptive_field)
-        outputs, codes = net.teacher_forced(piece[None], local_condition_batch=frames[None])
+        outputs, codes = net.teacher_forced(piece[None], local_condition_batch=padded[None])
         outputs, codes = outputs[0, -len(reference):], codes[0, -len(reference):]
         drawn = output.sample(outputs, temperature, uniform.random(len(reference)))
         drawn, true = output.decode(drawn).numpy(), output.decode(codes).numpy()
         added.append(reference + drawn - true)
         if prediction is not None:
-            coefficients = prediction.coefficients(features(reference)).numpy()
+            coefficients = prediction.coefficients(frames).numpy()
             filtered.append(synthesized(prediction, coefficients, drawn))
     return added, filtered if prediction is not None else None
 
@@ -178,13 +179,14 @@ def main():
                              'recording')
     args = parser.parse_args()
     vocoders = args.vocoder or ['logdir/vocoder']
-    descriptions = [description_of(v) for v in vocoders]
+    descriptions = {v: description_of(v) for v in vocoders}
     clips = sorted(glob.glob(os.path.join(args.clips, '*.wav')))
     if not clips:
         sys.exit(f'{args.clips}: no .wav files (demo/make_corpus.sh makes the held-out set)')
     for measure, reason in quality.missing().items():
         print(f'{measure} left out: {reason}')
-    features = descriptions[0].features
+    first = descriptions[vocoders[0]]
+    features = first.features
     references = [load_audio(c, features.sample_rate) for c in clips]
     seconds = sum(len(r) for r in references) / features.sample_rate
     print(f'{len(clips)} held-out clips of {args.clips} ({seconds:.1f} s), means over the set')
@@ -201,7 +203,7 @@ def main():
         outputs = copy_synthesis(vocoder, clips, args.seed, ema, args.temperature)
         candidates[names[vocoder, ema]] = judged(outputs)
         if args.teacher_forced:
-            added, filtered = teacher_forced(vocoder, description_of(vocoder), references,
+            added, filtered = teacher_forced(vocoder, descriptions[vocoder], references,
                                              args.seed, ema, args.temperature)
             given = f'{names[vocoder, ema][len("(a) vocoder "):]}, given the recording\'s past'
             candidates[f'(d) {given}, errors added'] = judged(added)
@@ -210,7 +212,7 @@ def main():
     griffin = judged([quality.griffin_lim(features, r) for r in references])
     candidates['(b) Griffin-Lim, same mel spectrogram'] = griffin
     candidates["(c) recordings through the first vocoder's codes"] = judged(
-        [quantized(descriptions[0], r) for r in references])
+        [quantized(first, r) for r in references])
     print(table(candidates))
     for key in rows:
         won = beats(candidates[names[key]], griffin)
