@@ -250,7 +250,7 @@ def prepare(args):
     if args.wav_seed is not None:
         clip = generation.load_clip(args.wav_seed, description.sample_rate,
                                     description.sample_coding, description.receptive_field)
-    net = build_model(description)
+    net = build_model(description, restoring=True)
     if checkpoints.restore_model(net, prefix, averaged=args.ema):
         print(f'Using the average of the weights in {prefix} (--ema=false for its own)')
     return Plan(net, prefix, description, clip, utterances, rows, names, paths)

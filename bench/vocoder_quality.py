@@ -87,7 +87,7 @@ def teacher_forced(checkpoint, description, references, seed, ema='true', temper
     else None): the drawn excitation run through the synthesis filter, as generation runs
     it, so the errors are shaped by the envelope but the network still reads the true
     past. Beside free running, they tell where a copy loses the recording."""
-    net = build_model(description)
+    net = build_model(description, restoring=True)
     restore_model(net, find_checkpoint(checkpoint), averaged=ema == 'true')
     features, output = description.features, description.output
     prediction = description.linear_prediction

@@ -2,9 +2,11 @@
 import json
 import os
 
+import numpy as np
 import pytest
 from helpers import OPTIONAL_DEFAULTS, ROOT
 
+from wavenet.checkpoints import restore_model
 from wavenet.params import NetworkDescription, build_model
 
 load_params = NetworkDescription.load
@@ -78,6 +80,22 @@ def test_network_description_round_trip(tmp_path):
     assert description == described and description.dilations == tuple(described.dilations)
     net = build_model(description)
     assert net.gc_embedding.shape == (377, 32)
+
+
+def test_a_network_built_for_restoring_starts_from_zeros_and_restores_every_weight(
+        speaker_files):
+    prefix = str(speaker_files['prefix'])
+    description = NetworkDescription.beside(str(speaker_files['described']))
+    net = build_model(description, restoring=True)
+    assert all(not np.any(weight.numpy()) for weight in net.weights
+               if weight.path != 'wavenet/gc_embedding')  # an identity when square
+    restore_model(net, prefix)
+    # Restored as into a network of random weights: every weight came from the checkpoint.
+    drawn = build_model(description)
+    assert np.std(drawn.dilated_stack[0].filter.numpy()) > 0.01
+    restore_model(drawn, prefix)
+    for weight, expected in zip(net.weights, drawn.weights, strict=True):
+        np.testing.assert_array_equal(weight.numpy(), expected.numpy(), weight.path)
 
 
 def test_a_description_written_before_the_optional_fields_loads_with_their_defaults(tmp_path):

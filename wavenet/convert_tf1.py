@@ -50,7 +50,7 @@ def convert(prefix, description, logdir):
     import tensorflow as tf
 
     with native_stderr_silenced():
-        net = build_model(description)
+        net = build_model(description, restoring=True)
     checkpoints.load_tf1_weights(net, prefix)
     step = checkpoints.step_in_name(prefix)
     os.makedirs(logdir, exist_ok=True)

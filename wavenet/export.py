@@ -201,7 +201,7 @@ def main(argv=None):
     except ValueError as e:
         parser.error(str(e))
     with native_stderr_silenced():  # TensorFlow's first touch of the devices logs
-        net = build_model(description)
+        net = build_model(description, restoring=True)
         averaged = checkpoints.restore_model(net, prefix, averaged=args.ema)
         export(net, description, args.out_dir)
     weights = 'the average of the weights' if averaged else 'the weights'

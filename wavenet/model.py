@@ -14,6 +14,7 @@ prediction of sample ``t``, so the network input at position ``t`` (which predic
 are applied in one matmul over all layers, ahead of the network (for generation: once per
 chunk of samples, outside the per-sample loop).
 """
+import contextlib
 import math
 
 import keras
@@ -22,8 +23,26 @@ import tensorflow as tf
 from . import features, lpc, output
 from .ops import causal_taps, conv_taps, pointwise
 
-_glorot = keras.initializers.GlorotUniform
 _zeros = keras.initializers.Zeros
+# Whether new weights draw their random initial values (see ``weights_to_restore``).
+_random_weights = True
+
+
+def _glorot():
+    return keras.initializers.GlorotUniform() if _random_weights else _zeros()
+
+
+@contextlib.contextmanager
+def weights_to_restore():
+    """Networks built inside start with zeros for weights, without random draws: for a
+    network whose every weight a checkpoint overwrites next, as generation's does, where
+    drawing them is a good part of the start-up."""
+    global _random_weights
+    previous, _random_weights = _random_weights, False
+    try:
+        yield
+    finally:
+        _random_weights = previous
 
 
 def _computed(layer, weight):

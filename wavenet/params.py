@@ -1,12 +1,13 @@
 """The network description: one frozen ``NetworkDescription``, read from a
 ``wavenet_params.json`` and kept beside checkpoints as the same JSON."""
+import contextlib
 import dataclasses
 import json
 import math
 import os
 
 from . import output
-from .model import WaveNetModel
+from .model import WaveNetModel, weights_to_restore
 
 # Written into every training logdir, so generation can rebuild the same network.
 NETWORK_FILE = 'wavenet_params.json'
@@ -174,20 +175,22 @@ class NetworkDescription:
                     log_scale_min=self.log_scale_min)
 
 
-def build_model(description, histograms=False):
-    """The ``WaveNetModel`` that ``description`` describes."""
+def build_model(description, histograms=False, restoring=False):
+    """The ``WaveNetModel`` that ``description`` describes; with ``restoring``, its
+    weights zeros until a checkpoint is restored into it (``model.weights_to_restore``)."""
     d = description
-    return WaveNetModel(
-        batch_size=1, dilations=list(d.dilations), filter_width=d.filter_width,
-        residual_channels=d.residual_channels, dilation_channels=d.dilation_channels,
-        skip_channels=d.skip_channels, use_biases=d.use_biases, scalar_input=d.scalar_input,
-        initial_filter_width=d.initial_filter_width, histograms=histograms,
-        global_condition_channels=d.gc_channels,
-        global_condition_cardinality=d.gc_cardinality,
-        local_condition_channels=d.lc_channels,
-        lc_upsample_scales=None if d.lc_upsample_scales is None else list(d.lc_upsample_scales),
-        lc_context_channels=d.lc_context_channels, linear_prediction=d.linear_prediction,
-        **d._output_fields())
+    with weights_to_restore() if restoring else contextlib.nullcontext():
+        return WaveNetModel(
+            batch_size=1, dilations=list(d.dilations), filter_width=d.filter_width,
+            residual_channels=d.residual_channels, dilation_channels=d.dilation_channels,
+            skip_channels=d.skip_channels, use_biases=d.use_biases, scalar_input=d.scalar_input,
+            initial_filter_width=d.initial_filter_width, histograms=histograms,
+            global_condition_channels=d.gc_channels,
+            global_condition_cardinality=d.gc_cardinality,
+            local_condition_channels=d.lc_channels,
+            lc_upsample_scales=None if d.lc_upsample_scales is None else list(d.lc_upsample_scales),
+            lc_context_channels=d.lc_context_channels, linear_prediction=d.linear_prediction,
+            **d._output_fields())
 
 
 def _check_required(path, params):
