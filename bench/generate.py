@@ -13,7 +13,8 @@ processes:
   cancels; batch 1 (one speaker), 16 speakers in one batch (aggregate), and the vocoder;
 - warm start-up: the short run's time less its samples at that rate, with the compiled
   loop in the cache (a first run fills it), beyond the time it takes to import
-  TensorFlow as this checkout's tools do (``wavenet.load_tensorflow``);
+  TensorFlow as this checkout's tools do (``wavenet.load_tensorflow``), timed in a
+  process of its own just before each short run;
 - peak RSS of the short and long runs (the same when memory does not grow with length).
 
 With ``--against REV``, REV is checked out in a temporary git worktree and the two
@@ -181,21 +182,24 @@ def run(checkout, case, samples, work, env):
 class Figures:
     """One checkout's measurements of one case, a value per repeat."""
     rates: list = dataclasses.field(default_factory=list)
-    starts: list = dataclasses.field(default_factory=list)
+    starts: list = dataclasses.field(default_factory=list)  # beyond importing TensorFlow
     rss: tuple = (0, 0)
 
-    def add(self, case, short, long, samples_short):
+    def add(self, case, short, long, samples_short, imports):
         batch = SPEAKERS if case == '16 speakers' else 1
         rate = batch * (LONG[case] - samples_short) / (long[0] - short[0])
         self.rates.append(rate)
-        self.starts.append(short[0] - batch * samples_short / rate)
+        self.starts.append(short[0] - batch * samples_short / rate - imports)
         self.rss = (short[1], long[1])
 
 
 def measure(checkouts, repeats, short, work, env):
-    """``{(checkout name, case): Figures}``, the checkouts alternating, the first of each
-    pair swapped from repeat to repeat; a first short run of each case fills the caches."""
-    figures = {}
+    """``({(checkout name, case): Figures}, [import seconds])``, the checkouts alternating,
+    the first of each pair swapped from repeat to repeat; a first short run of each case
+    fills the caches. Each short run follows a process that only imports TensorFlow, and
+    its start-up is counted beyond that one's import: the import varies by seconds over a
+    run of this bench, so it is timed beside what it is subtracted from."""
+    figures, imports = {}, []
     for case in LONG:
         for checkout in checkouts:
             if run(checkout, case, short, work, env) is not None:
@@ -204,18 +208,19 @@ def measure(checkouts, repeats, short, work, env):
             order = checkouts if repeat % 2 == 0 else checkouts[::-1]
             for checkout in order:
                 if (checkout.name, case) in figures:
+                    imports.append(import_seconds(env))
                     figures[checkout.name, case].add(
                         case, run(checkout, case, short, work, env),
-                        run(checkout, case, LONG[case], work, env), short)
-    return figures
+                        run(checkout, case, LONG[case], work, env), short, imports[-1])
+    return figures, imports
 
 
-def import_seconds(env, repeats):
-    """The median time Python takes to import TensorFlow as this checkout's tools do
-    (without scikit-learn, see ``wavenet.load_tensorflow``): what no run avoids."""
+def import_seconds(env):
+    """How long Python takes to import TensorFlow as this checkout's tools do (without
+    scikit-learn, see ``wavenet.load_tensorflow``): what no run avoids."""
     command = [sys.executable, '-c', 'import sys; sys.path.insert(0, sys.argv[1]); '
                'import wavenet; wavenet.load_tensorflow()', ROOT]
-    return statistics.median(timed(command, env)[0] for _ in range(repeats))
+    return timed(command, env)[0]
 
 
 def report(checkouts, figures, imports, repeats, device):
@@ -223,11 +228,12 @@ def report(checkouts, figures, imports, repeats, device):
     print(f'generate.py on the {device}, default network + {GC_CHANNELS}-channel speakers; '
           f'medians of {repeats}; rates from --samples {LONG["batch 1"]} (16 speakers: '
           f'{LONG["16 speakers"]}) minus --samples of the short run')
-    print(f'importing TensorFlow as the tools do: {imports:.2f} s')
+    print(f'importing TensorFlow as the tools do: {statistics.median(imports):.2f} s (median; '
+          f'from {min(imports):.2f} to {max(imports):.2f} s)')
     # Each ratio is above 1 when this checkout is faster: a higher rate, a shorter start-up.
     tables = (('samples/s', lambda f: statistics.median(f.rates), '{:14.0f}', True),
               ('warm start-up beyond importing TensorFlow, s',
-               lambda f: statistics.median(f.starts) - imports, '{:14.2f}', False))
+               lambda f: statistics.median(f.starts), '{:14.2f}', False))
     for title, value, cell, higher_is_faster in tables:
         ratio = '' if len(names) == 1 else \
             f'  this / {names[1]}' if higher_is_faster else f'  {names[1]} / this'
@@ -284,8 +290,7 @@ def main():
             if args.serving:
                 checkouts.append(Checkout('SavedModel', ROOT, served=True))
                 export_checkpoints(checkouts[0], checkouts[1], work, env)
-            figures = measure(checkouts, args.repeats, args.short, work, env)
-            imports = import_seconds(env, args.repeats)
+            figures, imports = measure(checkouts, args.repeats, args.short, work, env)
         finally:
             if args.against:
                 subprocess.run(['git', '-C', ROOT, 'worktree', 'remove', '--force',
