@@ -383,14 +383,17 @@ def write_summaries(args, plan, previews):
     heard = int(generation.SUMMARY_SECONDS * sample_rate)
     logdir = os.path.join(args.logdir, 'generate',
                           datetime.datetime.now().strftime('%Y-%m-%dT%H-%M-%S'))
-    with native_stderr_silenced(), tf.summary.create_file_writer(logdir).as_default():
+    writer = tf.summary.create_file_writer(logdir)
+    with native_stderr_silenced(), writer.as_default():
         for tag, preview in zip(summary_tags(plan.names, speakers_of(args, plan)), previews):
             write_audio(tag, levels[preview], sample_rate, step=0)
         for name, _, reference in plan.utterances:
             if reference is not None:  # copy synthesis: the original beside it
                 write_audio('reference' if len(plan.utterances) == 1 else f'reference/{name}',
                             reference[:min(args.samples, heard)], sample_rate, step=0)
+    writer.close()  # on disk now: the process ends without a teardown (see main)
 
 
 if __name__ == '__main__':
-    run(main)
+    # Every file is closed when main returns; TensorFlow's teardown would add a second.
+    run(main, skip_teardown=True)
