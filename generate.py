@@ -395,5 +395,5 @@ def write_summaries(args, plan, previews):
 
 
 if __name__ == '__main__':
-    # Every file is closed when main returns; TensorFlow's teardown would add a second.
+    # Every file is closed when main returns; TensorFlow's teardown would only add time.
     run(main, skip_teardown=True)

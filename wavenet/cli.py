@@ -97,7 +97,7 @@ def run(main, skip_teardown=False):
     pipeline is destroyed while the interpreter still runs its workers to the end.
 
     With ``skip_teardown`` the process ends at once, its output flushed, without the
-    interpreter's and TensorFlow's teardown, which takes a second or more: for a tool
+    interpreter's and TensorFlow's teardown, which is slow once TensorFlow has run: for a tool
     that closes every file it writes before it returns (a summary writer that is only
     flushed by its destructor would lose its events)."""
     try:

@@ -47,7 +47,7 @@ def spectrogram_picture(audio, sample_rate):
     image = axes.pcolormesh(times, hertz, decibels, shading='auto', cmap='magma',
                             vmin=-TOP_DB, vmax=0, rasterized=True)
     # The frequency axis of librosa's specshow(y_axis='mel'), drawn by matplotlib alone:
-    # librosa.display's mel axis imports numba, a second of a tool's start-up.
+    # librosa.display's mel axis imports numba, which would add to every tool's start-up.
     axes.set_yscale('symlog', base=2, linthresh=1000)
     axes.set_xlim(times[0], times[-1] if len(times) > 1 else HOP / sample_rate)
     axes.set_ylim(hertz[0], hertz[-1])
