@@ -24,8 +24,8 @@ def spectrogram_picture(audio, sample_rate):
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
-    # TensorFlow's STFT and mel filterbank, already loaded: librosa's would cost a tool a
-    # second and a half of start-up. Frames are centred on their hop, as librosa's are.
+    # TensorFlow's STFT and mel filterbank, already loaded: librosa's would add its own
+    # imports to a tool's start-up. Frames are centred on their hop, as librosa's are.
     audio = np.asarray(audio, np.float32)
     audio = np.pad(audio, N_FFT // 2, mode='reflect' if len(audio) > N_FFT // 2 else 'constant')
     power = tf.abs(tf.signal.stft(audio, N_FFT, HOP, N_FFT)) ** 2
