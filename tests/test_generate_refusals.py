@@ -1,12 +1,15 @@
 """What generate.py refuses, before any work and with nothing written: one line on stderr
-naming the flag, file or value, and exit status 2."""
+naming the flag, file or value, and exit status 2; and that ending the process without a
+teardown, as it does, loses neither output nor exit status."""
 import concurrent.futures
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import soundfile
-from helpers import run_generate
+from helpers import ROOT, run_generate
 
 ERRORS = {
     'missing checkpoint': (['{root}/nowhere/model.ckpt-1', '--gc_id', 1], 'no checkpoint'),
@@ -124,3 +127,32 @@ def test_an_unwritable_cache_dir_is_one_line(speaker_files, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == (f'generate.py: error: --cache_dir {tmp_path}/file/cache: '
                                      f'{tmp_path}/file is a file, not a directory')
+
+
+# A tool that ends without the interpreter's teardown, as generate.py does (``cli.run``);
+# its output is still in Python's buffers when ``main`` ends.
+ENDS_AT_ONCE = """
+import sys
+from wavenet.cli import run
+def main():
+    print('the last words', end='')
+    {ending}
+run(main, skip_teardown=True)
+"""
+
+
+@pytest.mark.parametrize('ending, status, stderr', [
+    ('return None', 0, ''),
+    ('return 3', 3, ''),
+    ("sys.exit('a message')", 1, 'a message\n'),
+    ("raise RuntimeError('a failure')", 1, 'RuntimeError: a failure\n'),
+])
+def test_a_tool_that_skips_the_teardown_keeps_its_output_and_its_status(ending, status,
+                                                                         stderr):
+    # Buffered, as a pipe is unless the user asks otherwise.
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONUNBUFFERED'}
+    ended = subprocess.run([sys.executable, '-c', ENDS_AT_ONCE.format(ending=ending)],
+                           capture_output=True, text=True, timeout=60,
+                           env=dict(env, PYTHONPATH=ROOT))
+    assert (ended.returncode, ended.stdout) == (status, 'the last words')
+    assert ended.stderr.endswith(stderr)
