@@ -108,20 +108,25 @@ def train_checkpoints(checkout, work, corpus, env):
     if checkout.offers('--lc_features'):
         networks['vocoder'] = (dict(params, **VOCODER), [])
     for name, (fields, flags) in networks.items():
-        directory = os.path.join(work, checkout.name, name)
-        os.makedirs(directory)
-        with open(os.path.join(directory, 'params.json'), 'w') as file:
-            json.dump(fields, file)
-        trained = subprocess.run([sys.executable, os.path.join(checkout.root, 'train.py'),
-                                  '--data_dir', corpus, '--logdir', directory, '--num_steps',
-                                  '1', '--wavenet_params',
-                                  os.path.join(directory, 'params.json'),
-                                  '--silence_threshold', '0', *flags],
-                                 env=env, capture_output=True, text=True)
-        if trained.returncode:
-            raise SystemExit(f'{checkout.name}: train.py failed on the {name} network:\n'
-                             f'{trained.stderr}')
-        checkout.checkpoints[name] = directory
+        checkout.checkpoints[name] = train_one_step(
+            os.path.join(checkout.root, 'train.py'), os.path.join(work, checkout.name, name),
+            fields, flags, corpus, env)
+
+
+def train_one_step(train, directory, fields, flags, corpus, env):
+    """``directory``, holding a checkpoint of the network that the params ``fields``
+    describe after one step of the training script ``train`` on ``corpus``."""
+    os.makedirs(directory)
+    params = os.path.join(directory, 'params.json')
+    with open(params, 'w') as file:
+        json.dump(fields, file)
+    trained = subprocess.run([sys.executable, train, '--data_dir', corpus, '--logdir',
+                              directory, '--num_steps', '1', '--wavenet_params', params,
+                              '--silence_threshold', '0', *flags],
+                             env=env, capture_output=True, text=True)
+    if trained.returncode:
+        raise SystemExit(f'{train} failed on the network of {params}:\n{trained.stderr}')
+    return directory
 
 
 def export_checkpoints(this, served, work, env):

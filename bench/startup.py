@@ -84,19 +84,16 @@ print(json.dumps(phases))
 
 
 def train_checkpoint(work, env):
-    """One training step of the default network with 32-channel speakers."""
+    """One training step of the default network with 32-channel speakers, as
+    bench/generate.py trains it."""
     sys.path.insert(0, os.path.join(ROOT, 'bench'))
-    from generate import GC_CHANNELS, write_corpus  # bench/generate.py's corpus
+    from generate import GC_CHANNELS, train_one_step, write_corpus  # bench/generate.py's
 
-    corpus = write_corpus(os.path.join(work, 'corpus'))
-    logdir = os.path.join(work, 'train')
-    trained = subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), '--data_dir',
-                              corpus, '--logdir', logdir, '--num_steps', '1',
-                              '--silence_threshold', '0', '--gc_channels', str(GC_CHANNELS)],
-                             env=env, capture_output=True, text=True)
-    if trained.returncode:
-        raise SystemExit(f'train.py failed:\n{trained.stderr}')
-    return logdir
+    with open(os.path.join(ROOT, 'wavenet_params.json')) as default:
+        params = json.load(default)
+    return train_one_step(os.path.join(ROOT, 'train.py'), os.path.join(work, 'train'), params,
+                          ['--gc_channels', str(GC_CHANNELS)],
+                          write_corpus(os.path.join(work, 'corpus')), env)
 
 
 def phases(checkpoint, work, env):
