@@ -176,9 +176,9 @@ def batch_rows(args, utterances):
 
 
 def batch_size(args):
-    """How many rows ``batch_rows`` makes, from the flags alone (before TensorFlow starts)."""
-    utterances = len(args.lc_wav or args.lc_features or [])
-    return max(utterances, 1) * len(args.gc_id or [None]) * args.streams
+    """How many rows ``batch_rows`` makes, from the flags alone (before TensorFlow starts):
+    one utterance per --lc_wav or --lc_features file."""
+    return len(batch_rows(args, args.lc_wav or args.lc_features or []))
 
 
 def row_names(rows, utterances):
