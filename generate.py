@@ -259,9 +259,7 @@ def prepare(args):
 def main():
     parser, args = get_arguments()
     try:
-        if batch_size(args) > 1 and compilation_cache.cpu_cores() > 1:
-            # The batch runs as row groups side by side, one per core (wavenet.generation).
-            compilation_cache.single_threaded_products()
+        compilation_cache.threads_for(batch_size(args))
         compilation_cache.enable(args.cache_dir)
         # Quiet: TensorFlow's first touch of a device logs, and errors must be one line.
         with native_stderr_silenced():

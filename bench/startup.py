@@ -45,6 +45,7 @@ checkpoint, work = sys.argv[1:3]
 sys.argv = ['generate.py', checkpoint, '--samples', '1000', '--gc_id', '0', '--seed', '1',
             '--logdir', os.path.join(work, 'logdir')]
 _, args = generate.get_arguments()
+compilation_cache.threads_for(1)
 compilation_cache.enable(args.cache_dir)
 t = phase('Python and the flags', began)
 tf = load_tensorflow()

@@ -37,7 +37,7 @@ def enable(directory, flag='--cache_dir'):
     # A folder per TensorFlow version, processor and XLA flags: an executable compiled for
     # another machine's instructions (a home folder shared between machines) would crash
     # this one, and TensorFlow's cache key leaves XLA's flags out, though they change
-    # what it compiles (single_threaded_products).
+    # what it compiles (``threads_for``).
     machine = os.path.join(directory, _machine() + _flags_suffix())
     tensorflow_cache = os.path.join(machine, 'xla')
     autotune_cache = os.path.join(machine, 'autotune')
@@ -55,13 +55,30 @@ def cpu_cores():
     return os.cpu_count() or 1
 
 
-def single_threaded_products():
-    """Makes XLA compile a loop's products to run on the thread that runs the loop. For a
-    batch that generation splits into row groups, one per core, running side by side:
-    otherwise each group's products also fan out over every core, and the groups wait for
-    each other's share. (One group, one row: its products gain from the spare cores.)
-    Must run before ``enable`` and before TensorFlow first compiles."""
-    _add_flag('XLA_FLAGS', 'xla_cpu_multi_thread_eigen', 'false')
+def row_groups(batch):
+    """How many groups of rows a CPU generation of ``batch`` rows runs side by side, each
+    on its own thread: one per core, as XLA runs a loop on one core."""
+    return min(batch, cpu_cores())
+
+
+def threads_for(batch):
+    """Sets how the generation loop of ``batch`` rows on a CPU uses TensorFlow's threads;
+    must run before TensorFlow starts (its runtime and its first compilation). A setting
+    the user made wins.
+
+    XLA's CPU runtime runs a compiled loop on TensorFlow's intra-op threads, and starts
+    each kernel of a step on any of them as soon as its inputs are ready. A step is a chain
+    of hundreds of small kernels, so one row group runs on a single intra-op thread: with
+    more, the step spends more on passing its kernels between cores than it gains from
+    running some of them side by side. Several row groups need a thread each, and their
+    products are compiled to stay on their group's thread, since otherwise each group's
+    products also fan out over every core and the groups wait for each other's share
+    (which changes what XLA compiles: run this before ``enable``, which keeps loops
+    compiled with other XLA flags apart)."""
+    if row_groups(batch) == 1:
+        os.environ.setdefault('TF_NUM_INTRAOP_THREADS', '1')
+    else:
+        _add_flag('XLA_FLAGS', 'xla_cpu_multi_thread_eigen', 'false')
 
 
 def _flags_suffix():

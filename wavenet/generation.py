@@ -398,7 +398,7 @@ def _row_groups(batch):
     one core, and the rows are independent. One group on a GPU."""
     if tf.config.list_logical_devices('GPU'):
         return [slice(0, batch)]
-    count = min(batch, compilation_cache.cpu_cores())
+    count = compilation_cache.row_groups(batch)
     bounds = [batch * k // count for k in range(count + 1)]
     return [slice(first, end) for first, end in zip(bounds, bounds[1:])]
 
