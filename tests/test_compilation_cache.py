@@ -1,6 +1,6 @@
 """The compiled generation loop is kept in a cache folder between runs: a second run loads
 it and draws the same audio, an empty --cache_dir keeps none, and loops compiled with other
-XLA flags are kept apart."""
+XLA flags are kept apart; a generation sets TensorFlow's threads by its groups of rows."""
 import os
 
 import numpy as np
@@ -66,3 +66,32 @@ def test_a_batch_split_over_cores_is_cached_apart_and_draws_what_a_row_draws_alo
     assert os.listdir(cache / split / 'xla')
     np.testing.assert_array_equal(read_int16(tmp_path / 'alone.wav'),
                                   read_int16(tmp_path / 'batch_gc2.wav'))
+
+
+@pytest.mark.parametrize('batch, cores, intra_op, eigen_flag', [
+    (1, 2, '1', False),  # one row group: its loop on one intra-op thread
+    (1, 1, '1', False),
+    (16, 1, '1', False),  # one core: one group, whatever the batch
+    (2, 2, None, True),  # a group per core: a thread each, products on their thread
+    (16, 2, None, True)])
+def test_the_threads_a_generation_sets_follow_its_row_groups(monkeypatch, batch, cores,
+                                                              intra_op, eigen_flag):
+    monkeypatch.delenv('TF_NUM_INTRAOP_THREADS', raising=False)
+    monkeypatch.setenv('XLA_FLAGS', '--xla_dump_to=/nowhere')
+    monkeypatch.setattr(compilation_cache, 'cpu_cores', lambda: cores)
+    compilation_cache.threads_for(batch)
+    assert os.environ.get('TF_NUM_INTRAOP_THREADS') == intra_op
+    flags = os.environ['XLA_FLAGS'].split()
+    assert flags[0] == '--xla_dump_to=/nowhere'
+    assert ('--xla_cpu_multi_thread_eigen=false' in flags) == eigen_flag
+    assert compilation_cache.row_groups(batch) == min(batch, cores)
+
+
+def test_the_users_thread_settings_win(monkeypatch):
+    monkeypatch.setenv('TF_NUM_INTRAOP_THREADS', '2')
+    monkeypatch.setenv('XLA_FLAGS', '--xla_cpu_multi_thread_eigen=true')
+    monkeypatch.setattr(compilation_cache, 'cpu_cores', lambda: 2)
+    compilation_cache.threads_for(1)
+    compilation_cache.threads_for(4)
+    assert os.environ['TF_NUM_INTRAOP_THREADS'] == '2'
+    assert os.environ['XLA_FLAGS'] == '--xla_cpu_multi_thread_eigen=true'
