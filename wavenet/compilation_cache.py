@@ -1,12 +1,13 @@
-"""How generation loops are compiled, and where they are kept between runs: TensorFlow's
-and XLA's own persistent compilation caches, pointed at one folder the user can change.
+"""How generation loops are compiled and threaded, and where they are kept between runs:
+TensorFlow's and XLA's own persistent compilation caches, pointed at one folder the user
+can change.
 
 TensorFlow saves every executable that XLA compiles for a ``jit_compile`` function
 (``--tf_xla_persistent_cache_directory``), so the next run of the same network loads the
 generation loop instead of compiling it again; on a GPU, XLA also keeps the results of its
 kernel autotuning (``--xla_gpu_per_fusion_autotune_cache_dir``). Both flags are read from
 the environment when TensorFlow first compiles, so ``enable`` must run before that, and
-is best run before TensorFlow is imported. Imports no TensorFlow.
+is best run before TensorFlow is imported; so is ``threads_for``. Imports no TensorFlow.
 """
 import hashlib
 import importlib.metadata
@@ -74,7 +75,8 @@ def threads_for(batch):
     products are compiled to stay on their group's thread, since otherwise each group's
     products also fan out over every core and the groups wait for each other's share
     (which changes what XLA compiles: run this before ``enable``, which keeps loops
-    compiled with other XLA flags apart)."""
+    compiled with other XLA flags apart). With a GPU the loop runs there, and these
+    settings reach only TensorFlow's CPU operations around it."""
     if row_groups(batch) == 1:
         os.environ.setdefault('TF_NUM_INTRAOP_THREADS', '1')
     else:
