@@ -256,11 +256,17 @@ def prepare(args):
     return Plan(net, prefix, description, clip, utterances, rows, names, paths)
 
 
+def configure_runtime(args):
+    """What TensorFlow must be told before it starts: the threads for this batch and the
+    compilation cache (a ``ValueError`` when --cache_dir cannot be written)."""
+    compilation_cache.threads_for(batch_size(args))
+    compilation_cache.enable(args.cache_dir)
+
+
 def main():
     parser, args = get_arguments()
     try:
-        compilation_cache.threads_for(batch_size(args))
-        compilation_cache.enable(args.cache_dir)
+        configure_runtime(args)
         # Quiet: TensorFlow's first touch of a device logs, and errors must be one line.
         with native_stderr_silenced():
             load_tensorflow()

@@ -40,13 +40,12 @@ def phase(name, since):
     phases[name] = now - since
     return now
 import generate
-from wavenet import compilation_cache, load_tensorflow
+from wavenet import load_tensorflow
 checkpoint, work = sys.argv[1:3]
 sys.argv = ['generate.py', checkpoint, '--samples', '1000', '--gc_id', '0', '--seed', '1',
             '--logdir', os.path.join(work, 'logdir')]
 _, args = generate.get_arguments()
-compilation_cache.threads_for(1)
-compilation_cache.enable(args.cache_dir)
+generate.configure_runtime(args)
 t = phase('Python and the flags', began)
 tf = load_tensorflow()
 t = phase('importing TensorFlow', t)
