@@ -251,6 +251,21 @@ def test_chunks_carry_the_state():
                                   next(generate(net, start, noise[:, 1:], chunk=200)))
 
 
+def test_the_compiled_loop_generates_with_the_weights_of_the_moment():
+    """As in training, whose samples come from the same network step after step: once a
+    dilated layer's weights change, the loop (traced and compiled before the change) draws
+    what the full window draws with the new weights, and no longer what it drew before."""
+    net = small_net()
+    noise = uniform_streams(4, [0], 301)
+    start = start_waveform(net, noise[:, 0])
+    before = next(generate(net, start, noise[:, 1:]))
+    for variable in net.dilated_stack[2].weights:
+        variable.assign(variable * 3.0 + 0.5)
+    after = next(generate(net, start, noise[:, 1:]))
+    np.testing.assert_array_equal(after, full_window_codes(net, start, noise[:, 1:], None))
+    assert np.mean(after != before) > 0.2  # the same noise: only some draws change
+
+
 def test_the_window_starts_as_silence_then_the_seed_clip():
     net = small_net()
     silence = start_waveform(net, tf.constant([0.999, 0.0], tf.float64))
