@@ -32,8 +32,7 @@ def step_seconds(net, groups, chunk, repeats):
     """Seconds per step of the loop with ``groups`` (row counts), each on its own thread."""
     loop = generation._fast_loop(net)
     temperature = tf.constant(1.0, tf.float64)
-    weights = net.network_weights()
-    states = [generation._RowGroup(net, slice(0, rows), rows, weights,
+    states = [generation._RowGroup(net, slice(0, rows), rows,
                                    net.embed_global_condition(list(range(rows))), None)
               for rows in groups]
     inputs = [(tf.fill([rows, chunk], -1),

@@ -252,9 +252,8 @@ class _FastGeneration:
         projection = None if rows_of is None else net.project_local_condition(rows_of(0, 1))
         coefficients = None if coefficients_of is None else coefficients_of(0, 1)
         batch = tf.shape(start)[0]
-        weights = net.network_weights()  # this moment's: a network in training changes them
-        self.groups = [_RowGroup(net, group, tf.shape(start[group])[0], weights,
-                                 inputs.gc_embedding, projection, coefficients)
+        self.groups = [_RowGroup(net, group, tf.shape(start[group])[0], inputs.gc_embedding,
+                                 projection, coefficients)
                        for group in groups or _row_groups(start.shape[0])]
         self.threads = []
         self.drawn = tf.fill([batch, chunk], -1)
@@ -423,10 +422,8 @@ class _RowGroup:
     outputs, the network's state and, with linear prediction, the prediction's),
     carried from chunk to chunk; it starts in the steady state of endless silence."""
 
-    def __init__(self, net, rows, size, weights, gc_embedding, lc_projection,
-                 coefficients=None):
+    def __init__(self, net, rows, size, gc_embedding, lc_projection, coefficients=None):
         self.rows = rows  # a slice of the batch, ``size`` rows
-        self.weights = weights  # the network's, ``WaveNetModel.network_weights``
         self.gc_embedding = None if gc_embedding is None else gc_embedding[rows]
         # The network's input of silence (with linear prediction, an excitation of zero).
         outputs, state = net.steady_state(
@@ -445,8 +442,8 @@ class _RowGroup:
         """One chunk of the compiled loop from ``carry``: ``(codes, the next carry)``."""
         outputs, state, prediction_state = carry
         codes, *carry = loop.run(
-            outputs, state, self.weights, self.gc_embedding, forced[self.rows],
-            noise[self.rows], temperature, None if lc_rows is None else lc_rows[self.rows],
+            outputs, state, self.gc_embedding, forced[self.rows], noise[self.rows],
+            temperature, None if lc_rows is None else lc_rows[self.rows],
             prediction_state, None if lpc_rows is None else lpc_rows[self.rows])
         return codes, tuple(carry)
 
@@ -462,15 +459,13 @@ class _FastLoop:
 
     def __init__(self, net):
         @tf.function(jit_compile=True, autograph=False)
-        def run(outputs, state, weights, gc_embedding, forced, noise, temperature,
-                lc_rows=None, prediction_state=(), lpc_rows=None):
+        def run(outputs, state, gc_embedding, forced, noise, temperature, lc_rows=None,
+                prediction_state=(), lpc_rows=None):
             """Pushes one code per row and step: ``forced`` [B, n] where it is >= 0, else
             one drawn from the distribution of ``outputs`` with ``noise`` [B, n]; returns
-            the codes pushed. ``weights``: the network's (``network_weights``), inputs
-            rather than variables read in the graph, which makes the graph smaller. With
-            linear prediction, ``prediction_state`` holds the last samples and the next
-            one's prediction, ``lpc_rows`` [B, n, order] the coefficients of the sample
-            after each pushed code."""
+            the codes pushed. With linear prediction, ``prediction_state`` holds the last
+            samples and the next one's prediction, ``lpc_rows`` [B, n, order] the
+            coefficients of the sample after each pushed code."""
             # The whole chunk's conditioning, projected into every layer in one matmul, time
             # first: XLA miscompiled the step's row taken as lc_projection[:, t:t + 1].
             lc_projection = None if lc_rows is None else tf.transpose(
@@ -491,7 +486,7 @@ class _FastLoop:
                 step_projection = None if lc_projection is None else \
                     lc_projection[t][:, tf.newaxis]
                 outputs, state = net.incremental_step(pushed, state, gc_embedding,
-                                                      step_projection, weights)
+                                                      step_projection)
                 if prediction_state:
                     prediction_state = lpc.advance(past, code, coefficients[t])
                 return t + 1, codes.write(t, code), outputs, state, prediction_state

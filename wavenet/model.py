@@ -16,7 +16,6 @@ chunk of samples, outside the per-sample loop).
 """
 import contextlib
 import math
-import typing
 
 import keras
 import tensorflow as tf
@@ -50,27 +49,6 @@ def _computed(layer, weight):
     """``weight`` (float32) in the dtype ``layer`` computes in: float32, or bfloat16 or
     float16 under a mixed precision policy, where weights stay float32."""
     return tf.cast(weight, layer.compute_dtype)
-
-
-class LayerWeights(typing.NamedTuple):
-    """The tensors one dilated layer computes with (``ResidualBlock.layer_weights``), in
-    its compute dtype; ``None`` where the network has no such weight."""
-    kernel: tf.Tensor  # [filter_width, residual, 2 * dilation]: filter and gate side by side
-    bias: tf.Tensor | None  # [2 * dilation]
-    gc_kernel: tf.Tensor | None  # [gc_channels, 2 * dilation]
-    dense: tf.Tensor  # [dilation, residual]
-    dense_bias: tf.Tensor | None  # [residual]
-
-
-class NetworkWeights(typing.NamedTuple):
-    """The dilated stack's weights as the network computes with them
-    (``WaveNetModel.network_weights``). Every call of the network reads them from the
-    variables; a generation loop reads them once per run and takes them as inputs, so its
-    traced graph holds no read of a layer's variables: a smaller graph, which TensorFlow
-    traces and lowers to XLA's HLO quicker on every start."""
-    layers: tuple[LayerWeights, ...]
-    skip_kernel: tf.Tensor  # [layers * dilation, skip]: one matmul over every layer's output
-    skip_bias: tf.Tensor | None  # [skip]: the layers' skip biases summed
 
 
 class IdentityOrGlorot(keras.initializers.Initializer):
@@ -221,42 +199,31 @@ class ResidualBlock(keras.layers.Layer):
         into filter and gate (applied ahead of the network, see the module docstring)."""
         return _computed(self, tf.concat([self.lc_filter, self.lc_gate], axis=-1)[0])
 
-    def layer_weights(self):
-        """This layer's ``LayerWeights``, read from its variables."""
-        def both(filter_, gate):
-            # Filter and gate share their input, so one matmul computes both.
-            return _computed(self, tf.concat([filter_, gate], axis=-1))
-
-        return LayerWeights(
-            kernel=both(self.filter, self.gate),
-            bias=both(self.filter_bias, self.gate_bias) if self.use_biases else None,
-            gc_kernel=both(self.gc_filter, self.gc_gate)[0] if self.conditioned else None,
-            dense=_computed(self, self.dense[0]),
-            dense_bias=_computed(self, self.dense_bias) if self.use_biases else None)
-
-    def gated_activation(self, taps, weights, gc_embedding=None, lc_projection=None):
-        """``tanh(filter) * sigmoid(gate)`` of the dilated convolution over ``taps``, with
-        this layer's ``weights``; ``lc_projection`` [B, >= T, 2 * dilation_channels] is this
-        layer's projection of the local conditioning, its last rows aligned with the last
-        output step."""
-        z = conv_taps(taps, weights.kernel)
+    def gated_activation(self, taps, gc_embedding=None, lc_projection=None):
+        """``tanh(filter) * sigmoid(gate)`` of the dilated convolution over ``taps``;
+        ``lc_projection`` [B, >= T, 2 * dilation_channels] is this layer's projection of
+        the local conditioning, its last rows aligned with the last output step."""
+        # Filter and gate share their input, so one matmul computes both.
+        kernel = tf.concat([self.filter, self.gate], axis=-1)
+        z = conv_taps(taps, _computed(self, kernel))
         # The bias first: XLA makes a matmul and the add of a vector after it one kernel,
         # which a slice of the conditioning as that first addend prevented (a vocoder's
         # compiled loop then ran its matmuls as plain loops, at half the speed).
         if self.use_biases:
-            z += weights.bias
+            z += _computed(self, tf.concat([self.filter_bias, self.gate_bias], axis=0))
         if self.conditioned:
-            z += tf.expand_dims(tf.matmul(gc_embedding, weights.gc_kernel), 1)
+            gc_kernel = tf.concat([self.gc_filter, self.gc_gate], axis=-1)[0]
+            z += tf.expand_dims(tf.matmul(gc_embedding, _computed(self, gc_kernel)), 1)
         if self.locally_conditioned:
             z += lc_projection[:, -tf.shape(z)[1]:]
         conv_filter, conv_gate = tf.split(z, 2, axis=-1)
         return tf.tanh(conv_filter) * tf.sigmoid(conv_gate)
 
-    def residual(self, out, layer_input, weights):
+    def residual(self, out, layer_input):
         """The next layer's input: this layer's input plus the 1x1 'dense' transform."""
-        transformed = pointwise(out, weights.dense)
+        transformed = pointwise(out, _computed(self, self.dense[0]))
         if self.use_biases:
-            transformed += weights.dense_bias
+            transformed += _computed(self, self.dense_bias)
         return layer_input + transformed
 
 
@@ -409,43 +376,32 @@ class WaveNetModel(keras.Model):
 
     # -- the network ------------------------------------------------------------------
 
-    def network_weights(self):
-        """The dilated stack's ``NetworkWeights``, read from its variables."""
-        blocks = self.dilated_stack
-        skip_kernel = tf.concat([block.skip for block in blocks], axis=1)[0]
-        skip_bias = tf.add_n([block.skip_bias for block in blocks]) if self.use_biases \
-            else None
-        return NetworkWeights(tuple(block.layer_weights() for block in blocks),
-                              _computed(self, skip_kernel),
-                              None if skip_bias is None else _computed(self, skip_bias))
-
     def _network(self, network_input, gc_embedding, taps_for, output_width,
-                 lc_projection=None, weights=None):
+                 lc_projection=None):
         """The outputs (the distribution's parameters) for the last ``output_width`` steps;
         ``taps_for(i, value, layer)`` gives
         the taps of conv layer ``i`` whose input is ``value``; ``lc_projection`` (from
-        ``project_local_condition``) is aligned with ``network_input``; ``weights``: the
-        ``network_weights``, read now if None."""
-        weights = self.network_weights() if weights is None else weights
+        ``project_local_condition``) is aligned with ``network_input``."""
         network_input = _computed(self, network_input)
         current = self.causal_layer(taps_for(0, network_input, self.causal_layer))
         outputs = []
         # A split, not one slice per layer: each slice's gradient is a full-size tensor.
         lc_per_layer = ([None] * len(self.dilated_stack) if lc_projection is None else
                         tf.split(lc_projection, len(self.dilated_stack), axis=-1))
-        layers = zip(self.dilated_stack, weights.layers, lc_per_layer)
-        for i, (block, layer_weights, lc) in enumerate(layers, start=1):
+        for i, (block, lc) in enumerate(zip(self.dilated_stack, lc_per_layer), start=1):
             taps = taps_for(i, current, block)
-            out = block.gated_activation(taps, layer_weights, gc_embedding, lc)
-            current = block.residual(out, taps[-1], layer_weights)
+            out = block.gated_activation(taps, gc_embedding, lc)
+            current = block.residual(out, taps[-1])
             # (A slice only where it cuts: fewer ops make tracing and compiling quicker.)
             whole = isinstance(output_width, int) and out.shape[1] == output_width
             outputs.append(out if whole else out[:, -output_width:])
         # Summing per-layer skip outputs equals one matmul over the concatenated layer
         # outputs, which is far cheaper than fifty matmuls and fifty adds.
-        skip_sum = pointwise(tf.concat(outputs, axis=-1), weights.skip_kernel)
+        skip_kernel = tf.concat([block.skip for block in self.dilated_stack], axis=1)[0]
+        skip_sum = pointwise(tf.concat(outputs, axis=-1), _computed(self, skip_kernel))
         if self.use_biases:
-            skip_sum += weights.skip_bias
+            skip_sum += _computed(self, tf.add_n([block.skip_bias
+                                                  for block in self.dilated_stack]))
         return self.postprocessing(skip_sum)
 
     def _full_network(self, network_input, gc_embedding, output_width, lc_projection=None):
@@ -728,13 +684,11 @@ class WaveNetModel(keras.Model):
         proba = self.output_distribution.distribution(outputs)
         return proba[0] if waveform.shape.rank == 1 else proba
 
-    def incremental_step(self, codes, state, gc_embedding=None, lc_projection=None,
-                         weights=None):
+    def incremental_step(self, codes, state, gc_embedding=None, lc_projection=None):
         """One network column for int ``codes`` [B]: the next distribution's outputs, and
         ``state``
         with each conv layer's new input pushed; ``lc_projection`` [B, 1, ...] is the
-        projected conditioning of the next sample; ``weights``: the ``network_weights``,
-        read now if None. Traceable: generation loops run it."""
+        projected conditioning of the next sample. Traceable: generation loops run it."""
         position, queues = state
         new_queues = []
 
@@ -753,8 +707,7 @@ class WaveNetModel(keras.Model):
             return (tf.split(past, len(ago), axis=1) if len(ago) > 1 else [past]) + [value]
 
         network_input = self.encode_codes(codes[:, tf.newaxis])
-        outputs = self._network(network_input, gc_embedding, taps_for, 1, lc_projection,
-                                weights)
+        outputs = self._network(network_input, gc_embedding, taps_for, 1, lc_projection)
         return outputs[:, -1], (position + 1, new_queues)
 
     def steady_state(self, codes, gc_embedding=None, lc_projection=None):
