@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile  # noqa: E402
 
+from wavenet import distribution  # noqa: E402
 from wavenet.distribution import configure_cpu_devices  # noqa: E402
 
 # Two logical CPU devices for the whole session, before TensorFlow starts, so that
@@ -42,6 +43,13 @@ os.environ.setdefault('WAVENET_CACHE_DIR', _cache.name)
 def seeded():
     """Every test starts from the same Python, NumPy and TensorFlow random state."""
     keras.utils.set_random_seed(1234)
+
+
+@pytest.fixture
+def mixed_precision():
+    """Sets a mixed policy for one test and puts float32 back after it."""
+    yield distribution.set_precision
+    distribution.set_precision('float32')
 
 
 @pytest.fixture

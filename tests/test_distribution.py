@@ -48,13 +48,6 @@ def corpus(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def mixed_precision():
-    """Sets a mixed policy for one test and puts float32 back after it."""
-    yield distribution.set_precision
-    distribution.set_precision('float32')
-
-
 @pytest.mark.parametrize('lc, l2, optimizer', [(False, 1e-3, 'adam'), (True, None, 'sgd')])
 def test_mirrored_step_equals_the_single_device_step(lc, l2, optimizer):
     batch = global_batch(lc)

@@ -30,6 +30,7 @@ from helpers import (
 
 from wavenet.audio_reader import cut_pieces, load_audio
 from wavenet.params import build_model
+from wavenet.training import Stopwatch
 
 
 def events(logdir):
@@ -84,12 +85,24 @@ def test_training_writes_checkpoints_description_and_events(trained):
                                gc_cardinality=3)
 
     scalars, histograms = events(logdir)
-    assert set(scalars) == {'loss'}
+    time_tags = {f'time/{part.replace(" ", "_")}' for part in Stopwatch.PARTS + ('other',)}
+    assert set(scalars) == {'loss', 'time/wall'} | time_tags
     assert sorted(scalars['loss']) == [0, 1, 2, 3, 4, 5]
     for step, loss in steps:
         assert abs(scalars['loss'][step] - loss) <= 0.0005
     assert any('gc_embedding' in tag for tag in histograms)
     assert os.listdir(logdir / 'plugins' / 'profile')  # --store_metadata profiled step 0
+
+    # A small network trained on pieces: compiled, and where the time went, in one line
+    # and in TensorBoard at the last step, the parts adding up to the wall time.
+    assert 'Training step: compiled with XLA (--jit_compile=auto)' in result.stdout
+    line, = re.findall(r'^Wall time \d+ s: .*$', result.stdout, re.M)
+    parts = dict(re.findall(r'([a-z -]+) (\d+) s \(\d+ %\)(?:, |$)', line.split(': ', 1)[1]))
+    assert {'start-up', 'compiling'} <= set(parts) <= set(Stopwatch.PARTS + ('other',))
+    times = {tag: values[5] for tag, values in scalars.items() if tag.startswith('time/')}
+    assert sum(times.values()) - times['time/wall'] == pytest.approx(times['time/wall'],
+                                                                     rel=1e-3)
+    assert times['time/compiling'] > 0 and times['time/steps'] > 0
 
 
 def test_resume_continues_after_the_saved_step(trained, corpus, tmp_path):
@@ -106,7 +119,8 @@ def test_resume_continues_after_the_saved_step(trained, corpus, tmp_path):
     assert saved_state(str(logdir / 'model.ckpt-8')) == (8, 9)  # Adam's state came along
 
     scalars, _ = events(logdir)
-    assert set(scalars) == {'loss', 'l2_loss', 'total_loss'}
+    assert {tag for tag in scalars if not tag.startswith('time/')} == {'loss', 'l2_loss',
+                                                                       'total_loss'}
     for step, printed in steps:  # what is printed is what was minimised: loss + L2
         total = scalars['loss'][step] + 0.01 * scalars['l2_loss'][step]
         assert abs(scalars['total_loss'][step] - total) < 1e-4
@@ -492,11 +506,11 @@ FAILING_PIPELINE = """
 import runpy, sys, time
 from wavenet.audio_reader import AudioReader
 padded_pieces = AudioReader._padded_pieces
-def failing(self, filename):
+def failing(self, filename, equal=False):
     if filename.endswith(b'p1_001.wav'):
         raise RuntimeError('injected failure in ' + filename.decode())
     time.sleep(0.05)
-    return padded_pieces(self, filename)
+    return padded_pieces(self, filename, equal)
 AudioReader._padded_pieces = failing
 sys.argv = [{train!r}] + {flags!r}
 runpy.run_path({train!r}, run_name='__main__')

@@ -78,22 +78,24 @@ def trim_silence(audio, threshold, frame_length=FRAME_LENGTH):
     return audio[indices[0]:indices[-1]] if indices.size else audio[0:0]
 
 
-def cut_pieces(audio, receptive_field, sample_size=None):
+def cut_pieces(audio, receptive_field, sample_size=None, equal=False):
     """Front-pads ``audio`` with ``receptive_field`` zeros and cuts it into pieces of
     ``receptive_field + sample_size`` samples that overlap by ``receptive_field``, so
     every sample is predicted exactly once; ``sample_size`` None or 0 keeps the whole clip
-    (the original's ``if sample_size``)."""
+    (the original's ``if sample_size``). ``equal``: every piece full length (see
+    ``_equal_lengths``)."""
     audio = np.pad(audio, (receptive_field, 0))
     if not sample_size:
         return [audio]
-    pieces = []
-    while len(audio) > receptive_field:
-        pieces.append(audio[:receptive_field + sample_size])
-        audio = audio[sample_size:]
-    return pieces
+    length = receptive_field + sample_size
+    starts = range(0, len(audio) - receptive_field, sample_size)
+    if equal:
+        audio, starts = _equal_lengths(audio, starts, length, 1)
+    return [audio[start:start + length] for start in starts]
 
 
-def cut_conditioned_pieces(audio, frames, features, receptive_field, sample_size=None):
+def cut_conditioned_pieces(audio, frames, features, receptive_field, sample_size=None,
+                           equal=False):
     """``cut_pieces`` for a vocoder: ``(piece, piece_frames)`` pairs that start on frame
     boundaries. The front padding is rounded up to whole frames of silence (whose features
     are those of silence) and ``sample_size`` up to whole frames, so piece ``k`` starts at
@@ -105,12 +107,34 @@ def cut_conditioned_pieces(audio, frames, features, receptive_field, sample_size
     if not sample_size:
         return [(audio, frames)]
     step = features.frame_count(sample_size) * hop
+    length = receptive_field + step
+    if equal:  # a clip shorter than a piece gets whole frames of silence in front
+        padding = features.frame_count(max(0, length - len(audio)))
+        audio = np.pad(audio, (padding * hop, 0))
+        frames = np.concatenate([features.silence(padding), frames])
+    starts = range(0, len(audio) - receptive_field, step)
+    if equal:
+        audio, starts = _equal_lengths(audio, starts, length, hop)
     pieces = []
-    for start in range(0, len(audio) - receptive_field, step):
-        piece = audio[start:start + receptive_field + step]
+    for start in starts:
+        piece = audio[start:start + length]
         first = start // hop
         pieces.append((piece, frames[first:first + features.frame_count(len(piece))]))
     return pieces
+
+
+def _equal_lengths(audio, starts, length, alignment):
+    """The audio and piece starts of ``equal`` pieces, all ``length`` long, so that a
+    compiled training step sees one shape (XLA compiles once per shape): a clip shorter
+    than one piece is front-padded with more silence, and the last piece, which would be
+    short, is the clip's last whole piece starting on a multiple of ``alignment`` (it
+    overlaps the one before; at most ``alignment - 1`` samples at the end are in none)."""
+    audio = np.pad(audio, (max(0, length - len(audio)), 0))
+    starts = [start for start in starts if start + length <= len(audio)]
+    last = (len(audio) - length) // alignment * alignment
+    if not starts or starts[-1] < last:
+        starts.append(last)
+    return audio, starts
 
 
 def warn(message):
@@ -221,9 +245,10 @@ class AudioReader:
         return (f'; the loudest frame RMS found was {loudest:.3g}: '
                 f'--silence_threshold={keep:g} would keep it')
 
-    def pieces(self, filename):
+    def pieces(self, filename, equal=False):
         """The training pieces of one file (with ``features``: ``(piece, frames)`` pairs);
-        ``[]`` (after a warning) when it is unusable."""
+        ``[]`` (after a warning) when it is unusable. ``equal``: all of one length
+        (``cut_pieces``)."""
         if filename in self._skipped:
             return []
         try:
@@ -246,8 +271,8 @@ class AudioReader:
         try:
             if self.features is not None:
                 return cut_conditioned_pieces(audio, self.features(audio), self.features,
-                                              self.receptive_field, self.sample_size)
-            return cut_pieces(audio, self.receptive_field, self.sample_size)
+                                              self.receptive_field, self.sample_size, equal)
+            return cut_pieces(audio, self.receptive_field, self.sample_size, equal)
         except Exception as e:
             # This runs inside the tf.data pipeline: an exception escaping it ends the
             # training in a traceback, and can leave the process waiting for ever on a
@@ -275,23 +300,25 @@ class AudioReader:
             warn(message)
         return []
 
-    def _padded_pieces(self, filename):
+    def _padded_pieces(self, filename, equal=False):
         """``pieces`` as one zero-padded ``[n, longest]`` array plus the true lengths (and
         with ``features``, their frames ``[n, most, C]`` and frame counts)."""
-        pieces = self.pieces(filename.decode())
+        pieces = self.pieces(filename.decode(), equal)
         if self.features is None:
             return _stack(pieces)
         return _stack([p for p, _ in pieces]) + _stack([f for _, f in pieces],
                                                        self.features.channels)
 
-    def dataset(self, batch_size, seed=None, shards=1, shard=0, shuffle_pieces=0):
+    def dataset(self, batch_size, seed=None, shards=1, shard=0, shuffle_pieces=0,
+                equal_pieces=False):
         """An endless ``tf.data.Dataset`` of ``(audio [B, T, 1], gc_ids [B])`` batches,
         shorter pieces zero-padded to the longest in their batch. It ends only if no file
         in the corpus is usable. ``shard`` of ``shards``: only every ``shards``-th file,
         from the ``shard``-th on (one worker's part of a multi-worker training).
         ``shuffle_pieces``: draw pieces at random from a buffer of this many, instead of
         each file's pieces in order (as the original), so that neighbouring steps see
-        other files and speakers (0 or 1: in order)."""
+        other files and speakers (0 or 1: in order). ``equal_pieces``: every piece
+        ``receptive_field + sample_size`` long (``cut_pieces``), for a compiled step."""
         ids = [s if self.gc_enabled else 0 for s in self.speaker_ids]
         files = tf.data.Dataset.from_tensor_slices((self.files, tf.constant(ids, tf.int32)))
         files = files.shard(shards, shard)
@@ -301,7 +328,8 @@ class AudioReader:
         outputs = [tf.float32, tf.int32] * (2 if conditioned else 1)
 
         def load(filename, gc_id):
-            arrays = tf.numpy_function(self._padded_pieces, [filename], outputs)
+            arrays = tf.numpy_function(lambda name: self._padded_pieces(name, equal_pieces),
+                                       [filename], outputs)
             pieces, lengths = tf.ensure_shape(arrays[0], [None, None]), arrays[1]
             gc_ids = tf.fill(tf.shape(lengths), gc_id)
             loaded = (pieces, tf.ensure_shape(lengths, [None]), gc_ids)

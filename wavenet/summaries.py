@@ -1,5 +1,7 @@
 """Hearing and seeing a training in TensorBoard: audio with its
 spectrogram picture, and the samples a training generates while it runs."""
+import contextlib
+
 import numpy as np
 import tensorflow as tf
 
@@ -122,7 +124,9 @@ class Sampler:
             clips.append(trimmed if trimmed.size else audio)
         return cls(net, description.sample_rate, seconds, speakers, clips, features, average)
 
-    def __call__(self, step, writer):
+    def __call__(self, step, writer, stopwatch=None):
+        """Samples at ``step`` into ``writer``; a training's ``stopwatch`` counts the
+        quality measures apart."""
         keys, streams = self.speakers or [0], None
         if self.frames is not None:
             # One row per clip, each with a random stream of its own.
@@ -143,19 +147,24 @@ class Sampler:
                     write_audio(f'samples/speaker_{key}' if self.speakers else 'samples', row,
                                 self.sample_rate, step)
             else:
-                self._write_copies(audio, step)
+                measuring = (stopwatch.timing('quality measures') if stopwatch
+                             else contextlib.nullcontext())
+                self._write_copies(audio, step, measuring)
         writer.flush()
 
-    def _write_copies(self, audio, step):
+    def _write_copies(self, audio, step, measuring):
         first = self.references[0]
         write_audio('samples', audio[0][:len(first)], self.sample_rate, step)
-        for name, value in quality.judge_all(self.references, audio, self.sample_rate).items():
+        with measuring:
+            measures = quality.judge_all(self.references, audio, self.sample_rate)
+            if not self.baseline_written:
+                griffin_lim = [quality.griffin_lim(self.features, r) for r in self.references]
+                baseline = quality.judge_all(self.references, griffin_lim, self.sample_rate)
+        for name, value in measures.items():
             tf.summary.scalar(f'quality/{name}', value)
         if not self.baseline_written:
             write_audio('samples/reference', first, self.sample_rate, step)
-            griffin_lim = [quality.griffin_lim(self.features, r) for r in self.references]
-            for name, value in quality.judge_all(self.references, griffin_lim,
-                                                 self.sample_rate).items():
+            for name, value in baseline.items():
                 tf.summary.scalar(f'griffin_lim/{name}', value)
             self.baseline_written = True
 

@@ -16,7 +16,7 @@ PROFILE_EVERY = 50
 
 
 def make_train_step(net, optimizer, l2_regularization_strength=None, strategy=None,
-                    input_noise=0.0, average=None):
+                    input_noise=0.0, average=None, jit_compile=False):
     """A ``tf.function`` ``(audio [B, T, 1], gc_ids [B] or None, frames [B, F, C] or None)
     -> losses`` that updates ``net`` in place (``frames``: a vocoder's features).
     ``losses`` has ``loss`` and, with L2, ``l2_loss`` and ``total_loss``; ``total_loss``
@@ -25,7 +25,11 @@ def make_train_step(net, optimizer, l2_regularization_strength=None, strategy=No
     Under a ``strategy`` (whose scope built ``net`` and ``optimizer``) the inputs are
     distributed values, each replica's slice of the global batch, and the losses those of
     the global batch. ``input_noise``: see ``WaveNetModel.loss``. ``average`` (an
-    ``averaging.WeightAverage``) follows the weights after every step."""
+    ``averaging.WeightAverage``) follows the weights after every step.
+
+    ``jit_compile``: each replica's step (loss, gradients and update) runs as one XLA
+    executable, as Keras compiles a replica's step; XLA compiles it again for every new
+    shape of the inputs, so its pieces should be of one length."""
     strategy = strategy or tf.distribute.get_strategy()
 
     def replica_step(audio, gc_ids, frames):
@@ -51,6 +55,9 @@ def make_train_step(net, optimizer, l2_regularization_strength=None, strategy=No
                                    if g is not None])
         return losses
 
+    if jit_compile:
+        replica_step = tf.function(replica_step, jit_compile=True)
+
     @tf.function(reduce_retracing=True)
     def train_step(audio, gc_ids=None, frames=None):
         losses = strategy.run(replica_step, args=(audio, gc_ids, frames))
@@ -60,6 +67,31 @@ def make_train_step(net, optimizer, l2_regularization_strength=None, strategy=No
                 for name, value in losses.items()}
 
     return train_step
+
+
+JIT_CHOICES = ('auto', 'true', 'false')
+# XLA's fusions pay where a step is many small operations; a network of more weights than
+# this spends its step in large products, which XLA does not speed up on a CPU
+# (bench/compiled_step.py measures both sides).
+COMPILED_BELOW_WEIGHTS = 1_000_000
+
+
+def compile_step(choice, net, strategy, sample_size):
+    """``(compile, note)``: whether the training step is XLA-compiled under
+    ``--jit_compile`` ``choice``, and a line saying why not when it was asked for and is
+    not. ``auto`` compiles on a CPU when ``net`` is small and the pieces are of one length
+    (``sample_size``; whole clips would compile again for every clip length)."""
+    if strategy.num_replicas_in_sync > 1:
+        # XLA runs a replica's step on the first device and cannot reach the variables
+        # of the others (TensorFlow's known issue for variables on another device).
+        return False, (None if choice != 'true' else
+                       '--jit_compile=true: a step split over several replicas runs '
+                       'uncompiled (XLA cannot reach the other devices\' variables)')
+    if choice != 'auto':
+        return choice == 'true', None
+    if tf.config.list_logical_devices('GPU') or not sample_size:
+        return False, None
+    return net.count_params() < COMPILED_BELOW_WEIGHTS, None
 
 
 def make_validation(net, pieces):
@@ -72,6 +104,55 @@ def make_validation(net, pieces):
     def validation_loss():
         return float(np.mean([float(piece_loss(*piece)) for piece in pieces]))
     return validation_loss
+
+
+class Stopwatch:
+    """Where a training run's wall time goes: seconds per part (``PARTS``), counted by
+    ``with stopwatch.timing(part)``. A timing inside another counts for its own part
+    alone (the quality measures inside the samples, say); what no timing covers is
+    ``other``."""
+    PARTS = ('start-up', 'compiling', 'steps', 'input', 'validation', 'samples',
+             'quality measures', 'checkpoints')
+
+    def __init__(self, started=None):
+        self.started = time.perf_counter() if started is None else started
+        self.seconds = dict.fromkeys(self.PARTS, 0.0)
+        self._open = []  # the parts being timed, innermost last, with their start times
+
+    @contextlib.contextmanager
+    def timing(self, part):
+        start = time.perf_counter()
+        self._open.append(part)
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self._open.pop()
+            self.seconds[part] += elapsed
+            if self._open:
+                self.seconds[self._open[-1]] -= elapsed
+
+    def wall(self):
+        return time.perf_counter() - self.started
+
+    def breakdown(self):
+        """``{part: seconds}`` of every part and ``other``, summing to the wall time."""
+        wall = self.wall()
+        return {**self.seconds, 'other': max(wall - sum(self.seconds.values()), 0.0)}
+
+    def line(self):
+        """One line: the wall time and each part's seconds and share of it."""
+        wall = self.wall()
+        parts = ', '.join(f'{part} {seconds:.0f} s ({100 * seconds / wall:.0f} %)'
+                          for part, seconds in self.breakdown().items() if seconds >= 0.5)
+        return f'Wall time {wall:.0f} s: {parts}'
+
+    def write(self, writer, step):
+        """The breakdown as ``time/<part>`` scalars (seconds) and ``time/wall``."""
+        with writer.as_default(step=step):
+            tf.summary.scalar('time/wall', self.wall())
+            for part, seconds in self.breakdown().items():
+                tf.summary.scalar(f'time/{part.replace(" ", "_")}', seconds)
 
 
 SCHEDULES = ('constant', 'cosine')
@@ -172,7 +253,8 @@ class TrainingPlan:
     learning_rate: object = None
 
 
-def train(train_step, batches, manager, writer, plan, strategy=None, chief=True):
+def train(train_step, batches, manager, writer, plan, strategy=None, chief=True,
+          stopwatch=None):
     """Runs steps ``plan.first_step .. plan.num_steps - 1`` on ``batches`` (an iterator of
     ``(audio, gc_ids)``, or ``(audio, gc_ids, frames)`` for a vocoder), logging to
     ``writer`` and saving through ``manager`` every ``plan.checkpoint_every`` steps, on the
@@ -181,29 +263,40 @@ def train(train_step, batches, manager, writer, plan, strategy=None, chief=True)
 
     Under a multi-worker ``strategy`` every worker runs this loop in step: a stop request
     on any of them stops all after the same step, and only the ``chief`` prints where
-    checkpoints go and profiles. A worker that stops answering raises ``WorkerLost``."""
+    checkpoints go and profiles. A worker that stops answering raises ``WorkerLost``.
+
+    ``stopwatch`` (a ``Stopwatch``, started with the process) counts where the time goes;
+    the chief prints its line and logs it as ``time/*`` when the loop ends, however."""
     strategy = strategy or tf.distribute.get_strategy()
+    clock = stopwatch or Stopwatch()
+    clock.seconds['start-up'] += clock.wall() - sum(clock.seconds.values())
     spec = getattr(batches, 'element_spec', None)
     if spec is not None:
         # One graph for every piece length: a distributed batch's type does not generalize
         # over shapes as a tensor's does, so each new length would trace the step again.
         audio_spec, gc_spec, *frames_spec = spec
-        train_step = train_step.get_concrete_function(
-            audio_spec, gc_spec if plan.gc_enabled else None, next(iter(frames_spec), None))
+        with clock.timing('compiling'):
+            train_step = train_step.get_concrete_function(
+                audio_spec, gc_spec if plan.gc_enabled else None, next(iter(frames_spec), None))
     completed = saved = plan.first_step - 1
     healthy = True
     try:
         with stop_requests() as stop:
             for step in range(plan.first_step, plan.num_steps):
-                _step(train_step, batches, manager, writer, plan, step, chief)
+                # The first step of a run traces the step and has XLA compile it.
+                part = 'compiling' if step == plan.first_step else 'steps'
+                _step(train_step, batches, manager, writer, plan, step, chief, clock, part)
                 completed = step
                 if step % plan.checkpoint_every == 0:
-                    save(manager, step, chief)
+                    with clock.timing('checkpoints'):
+                        save(manager, step, chief)
                     saved = step
-                    _validate(plan.validation, writer, step)
+                    with clock.timing('validation'):
+                        _validate(plan.validation, writer, step)
                 if plan.sampler is not None and (step % plan.sample_every == 0
                                                  or step == plan.num_steps - 1):
-                    plan.sampler(step, writer)
+                    with clock.timing('samples'):
+                        plan.sampler(step, writer, clock)
                 if distribution.any_worker(strategy, stop.is_set()):
                     break
     except KeyboardInterrupt:
@@ -217,17 +310,22 @@ def train(train_step, batches, manager, writer, plan, strategy=None, chief=True)
         raise WorkerLost(f'another worker stopped answering after step {completed} '
                          f'({type(e).__name__}); stopping. ' + last_good(manager)) from None
     finally:
-        writer.flush()
         if healthy and completed > saved:
-            save(manager, completed, chief)
+            with clock.timing('checkpoints'):
+                save(manager, completed, chief)
+        if chief:
+            print(clock.line())
+            clock.write(writer, max(completed, 0))
+        writer.flush()
 
 
-def _step(train_step, batches, manager, writer, plan, step, chief):
+def _step(train_step, batches, manager, writer, plan, step, chief, clock, part):
     """Step ``step``: its learning rate, its batch, its update, its line and summaries."""
     start_time = time.perf_counter()
     if plan.learning_rate is not None:
         manager.checkpoint.optimizer.learning_rate.assign(plan.learning_rate(step))
-    batch = next(batches, None)
+    with clock.timing('input'):
+        batch = next(batches, None)
     if batch is None:
         raise ValueError('no usable audio: every file in the corpus was skipped')
     audio, gc_ids, *frames = batch
@@ -235,8 +333,10 @@ def _step(train_step, batches, manager, writer, plan, step, chief):
     if profiling:
         print('Storing metadata')
         tf.profiler.experimental.start(manager.directory)
-    losses = train_step(audio, gc_ids if plan.gc_enabled else None, next(iter(frames), None))
-    objective = float(losses.get('total_loss', losses['loss']))
+    with clock.timing(part):
+        losses = train_step(audio, gc_ids if plan.gc_enabled else None,
+                            next(iter(frames), None))
+        objective = float(losses.get('total_loss', losses['loss']))
     if profiling:
         tf.profiler.experimental.stop()
     if not math.isfinite(objective):
