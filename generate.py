@@ -2,7 +2,7 @@
 
 The network description saved beside the checkpoint is used when present, so the
 checkpoint and ``--gc_id`` are all a conditioned network needs; a vocoder also needs the
-features to voice (``--lc_wav`` or ``--lc_features``). See the README.
+features to voice (``--lc_wav`` or ``--lc_features``). See docs/generating.md.
 """
 import argparse
 import dataclasses
@@ -24,6 +24,8 @@ from wavenet.cli import (  # noqa: E402
     add_checkpoint_flags,
     check_output_directory,
     check_output_file,
+    disk_full,
+    fail,
     native_stderr_silenced,
     positive,
     run,
@@ -99,7 +101,7 @@ def get_arguments():
                              'of the same network starts at once (default '
                              f'${compilation_cache.ENVIRONMENT} or ~/.cache/wavenet; an '
                              'empty string turns the cache off)')
-    return parser, parser.parse_args()
+    return parser
 
 
 def check_speakers(description, gc_ids):
@@ -126,7 +128,7 @@ def check_speakers(description, gc_ids):
 def local_condition(args, description):
     """The utterances a vocoder voices, ``[(name, frames, reference audio or None)]``, or
     ``[]`` for a network without local conditioning; and sets ``args.samples`` when not
-    given. The checks the README lists for a vocoder."""
+    given. The checks docs/vocoder.md lists for a vocoder."""
     from wavenet import generation
     features = description.features
     given = [flag for flag in ('lc_wav', 'lc_features') if getattr(args, flag) is not None]
@@ -264,7 +266,8 @@ def configure_runtime(args):
 
 
 def main():
-    parser, args = get_arguments()
+    parser = get_arguments()
+    args = parser.parse_args()
     try:
         configure_runtime(args)
         # Quiet: TensorFlow's first touch of a device logs, and errors must be one line.
@@ -274,7 +277,10 @@ def main():
     except ValueError as e:
         parser.error(str(e))
     print(f'Restored model from {plan.prefix}')
-    previews = generate_audio(args, plan)
+    try:
+        previews = generate_audio(args, plan)
+    except DiskFull as e:
+        fail(parser.prog, e, status=1)
     write_summaries(args, plan, previews)
     print('Finished generating. The result can be viewed in TensorBoard.')
 
@@ -333,7 +339,7 @@ def generate_audio(args, plan):
     # The wav holds the seed clip (not the artificial silence start) and what follows.
     prefix_codes = np.asarray(plan.clip if plan.clip is not None else [], np.int32)
     previews = [[prefix_codes[:heard]] for _ in plan.rows]
-    writers = []
+    writers, disk_filled = [], False
     try:
         for path in plan.paths:
             writers.append(generation.WavStream(path, plan.description.sample_rate))
@@ -357,10 +363,29 @@ def generate_audio(args, plan):
         for writer in writers:
             writer.save()
             print(f'The result was saved to {writer.path}')
+    except (OSError, RuntimeError) as e:  # libsndfile's errors are RuntimeErrors
+        disk_filled = bool(writers) and disk_full(e, writers[0].path)
+        if not disk_filled:
+            raise
+        raise DiskFull(writers, e) from None
     finally:
         for writer in writers:
-            writer.close()
+            writer.close(keep_samples=disk_filled)
     return [np.concatenate(preview) for preview in previews]
+
+
+class DiskFull(Exception):
+    """The wavs' disk filled while they were written: one line saying what was kept."""
+
+    def __init__(self, writers, error):
+        parts = ', '.join(writer.part for writer in writers)
+        samples = min((os.path.getsize(writer.part) // 2 for writer in writers
+                       if os.path.exists(writer.part)), default=0)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+        super().__init__(
+            f'no space left on device writing {writers[0].path} ({reason}); the first '
+            f'{samples} samples of each row are kept in {parts} (raw 16-bit mono PCM at '
+            f'{writers[0].sample_rate} Hz)')
 
 
 def progress(done, samples, count, chunk_began, rows):

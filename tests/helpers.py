@@ -217,3 +217,60 @@ def global_batch(lc=False):
 def mirrored():
     """The strategy over the session's two logical CPU devices (see conftest)."""
     return distribution.choose_strategy('mirrored')
+
+
+# Checkpoints of the original TF 1 toolkit, written as it wrote them.
+ORIGINAL_STEP = 80
+
+
+def original_shapes(p, gc_channels=None, gc_cardinality=None):
+    """The original's variables, in its creation order, as it created them (biases as
+    ``None`` names: TF numbers them ``Variable``, ``Variable_1``, ... in their scope)."""
+    r, d, s, q = (p['residual_channels'], p['dilation_channels'], p['skip_channels'],
+                  p['quantization_channels'])
+    causal = ([p['initial_filter_width'], 1, r] if p['scalar_input'] else
+              [p['filter_width'], q, r])
+    scopes = [('causal_layer', [('filter', causal)])]
+    for i in range(len(p['dilations'])):
+        weights = [('filter', [p['filter_width'], r, d]), ('gate', [p['filter_width'], r, d]),
+                   ('dense', [1, d, r]), ('skip', [1, d, s])]
+        if gc_channels:
+            weights += [('gc_gate', [1, gc_channels, d]), ('gc_filter', [1, gc_channels, d])]
+        if p['use_biases']:
+            weights += [(None, [d]), (None, [d]), (None, [r]), (None, [s])]
+        scopes.append((f'dilated_stack/layer{i}', weights))
+    post = [('postprocess1', [1, s, s]), ('postprocess2', [1, s, q])]
+    if p['use_biases']:
+        post += [(None, [s]), (None, [q])]
+    scopes.append(('postprocessing', post))
+    if gc_channels:
+        scopes.append(('embeddings', [('gc_embedding', [gc_cardinality, gc_channels])]))
+    return scopes
+
+
+def write_original_checkpoint(folder, params, gc_channels=None, gc_cardinality=None,
+                              change=None, step=ORIGINAL_STEP, seed=0):
+    """A TF 1 checkpoint ``folder/model.ckpt-<step>`` of random values; ``change(scopes)``
+    may edit the variable list first. Returns ``(prefix, {name: value})``."""
+    rng = np.random.default_rng(seed)
+    scopes = original_shapes(params, gc_channels, gc_cardinality)
+    if change:
+        change(scopes)
+    values = {}
+    with tf.Graph().as_default():
+        variables = []
+        for scope, weights in scopes:
+            with tf.compat.v1.variable_scope(f'wavenet/{scope}'):
+                for name, shape in weights:
+                    value = rng.normal(0, 0.3, shape).astype(np.float32)
+                    if name is None:  # the original's tf.Variable(value, 'name') quirk
+                        variable = tf.compat.v1.Variable(value)
+                    else:
+                        variable = tf.compat.v1.get_variable(name, initializer=value)
+                    variables.append(variable)
+                    values[variable.op.name] = value
+        saver = tf.compat.v1.train.Saver(var_list=variables)
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            prefix = saver.save(session, os.path.join(folder, 'model.ckpt'), global_step=step)
+    return prefix, values

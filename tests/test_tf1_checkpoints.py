@@ -16,17 +16,19 @@ import tensorflow as tf
 from helpers import (
     GENERATE,
     OPTIONAL_DEFAULTS,
+    ORIGINAL_STEP,
     TRAIN,
     describe,
     printed_steps,
     run_tool,
     write_corpus,
+    write_original_checkpoint,
 )
 
 from wavenet import checkpoints, convert_tf1, optimizer_factory
 from wavenet.params import build_model
 
-STEP = 80
+STEP = ORIGINAL_STEP
 BASE = dict(filter_width=2, sample_rate=16000, dilations=[1, 2, 4, 1, 2], residual_channels=8,
             dilation_channels=6, quantization_channels=32, skip_channels=10, use_biases=False,
             scalar_input=False, initial_filter_width=4)
@@ -37,59 +39,6 @@ VARIANTS = {
     'filter_width_3': (dict(BASE, filter_width=3, use_biases=True), None, None),
     'scalar_input': (dict(BASE, scalar_input=True, use_biases=True), None, None),
 }
-
-
-def original_shapes(p, gc_channels=None, gc_cardinality=None):
-    """The original's variables, in its creation order, as it created them (biases as
-    ``None`` names: TF numbers them ``Variable``, ``Variable_1``, ... in their scope)."""
-    r, d, s, q = (p['residual_channels'], p['dilation_channels'], p['skip_channels'],
-                  p['quantization_channels'])
-    causal = ([p['initial_filter_width'], 1, r] if p['scalar_input'] else
-              [p['filter_width'], q, r])
-    scopes = [('causal_layer', [('filter', causal)])]
-    for i in range(len(p['dilations'])):
-        weights = [('filter', [p['filter_width'], r, d]), ('gate', [p['filter_width'], r, d]),
-                   ('dense', [1, d, r]), ('skip', [1, d, s])]
-        if gc_channels:
-            weights += [('gc_gate', [1, gc_channels, d]), ('gc_filter', [1, gc_channels, d])]
-        if p['use_biases']:
-            weights += [(None, [d]), (None, [d]), (None, [r]), (None, [s])]
-        scopes.append((f'dilated_stack/layer{i}', weights))
-    post = [('postprocess1', [1, s, s]), ('postprocess2', [1, s, q])]
-    if p['use_biases']:
-        post += [(None, [s]), (None, [q])]
-    scopes.append(('postprocessing', post))
-    if gc_channels:
-        scopes.append(('embeddings', [('gc_embedding', [gc_cardinality, gc_channels])]))
-    return scopes
-
-
-def write_original_checkpoint(folder, params, gc_channels=None, gc_cardinality=None,
-                              change=None, step=STEP, seed=0):
-    """A TF 1 checkpoint ``folder/model.ckpt-<step>`` of random values; ``change(scopes)``
-    may edit the variable list first. Returns ``(prefix, {name: value})``."""
-    rng = np.random.default_rng(seed)
-    scopes = original_shapes(params, gc_channels, gc_cardinality)
-    if change:
-        change(scopes)
-    values = {}
-    with tf.Graph().as_default():
-        variables = []
-        for scope, weights in scopes:
-            with tf.compat.v1.variable_scope(f'wavenet/{scope}'):
-                for name, shape in weights:
-                    value = rng.normal(0, 0.3, shape).astype(np.float32)
-                    if name is None:  # the original's tf.Variable(value, 'name') quirk
-                        variable = tf.compat.v1.Variable(value)
-                    else:
-                        variable = tf.compat.v1.get_variable(name, initializer=value)
-                    variables.append(variable)
-                    values[variable.op.name] = value
-        saver = tf.compat.v1.train.Saver(var_list=variables)
-        with tf.compat.v1.Session() as session:
-            session.run(tf.compat.v1.global_variables_initializer())
-            prefix = saver.save(session, os.path.join(folder, 'model.ckpt'), global_step=step)
-    return prefix, values
 
 
 def given_directly(params, gc_channels, gc_cardinality, values):

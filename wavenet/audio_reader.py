@@ -9,7 +9,6 @@ its feature frames, computed from the trimmed clip and cut on the same frame bou
 import dataclasses
 import os
 import re
-import sys
 import threading
 import zlib
 
@@ -17,6 +16,8 @@ import librosa
 import numpy as np
 import soundfile
 import tensorflow as tf
+
+from .cli import warn
 
 # VCTK names its files p<speaker>_<utterance>.wav; the speaker number is the id.
 SPEAKER_PATTERN = re.compile(r'p(\d+)_(\d+)\.wav')
@@ -135,10 +136,6 @@ def _equal_lengths(audio, starts, length, alignment):
     if not starts or starts[-1] < last:
         starts.append(last)
     return audio, starts
-
-
-def warn(message):
-    print(f'Warning: {message}', file=sys.stderr, flush=True)
 
 
 @dataclasses.dataclass(eq=False)  # a reader is mutable state: equal only to itself

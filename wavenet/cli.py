@@ -4,9 +4,11 @@ Imports no TensorFlow, so that ``wavenet/__init__`` can use it around TensorFlow
 """
 import argparse
 import contextlib
+import errno
 import gc
 import math
 import os
+import shutil
 import sys
 import traceback
 
@@ -73,16 +75,35 @@ def check_output_file(path, flag):
         raise ValueError(f'{flag} {path}: directory {parent} is not writable')
 
 
-def check_output_directory(path, flag):
-    """Refuses (``ValueError``) a directory that could not be created or written, because a
-    file stands where it or one of its parents should be."""
+def check_output_directory(path, flag, writable=True):
+    """Refuses (``ValueError``) a directory that could not be created, because a file
+    stands where it or one of its parents should be, or (``writable``) not written."""
     existing = os.path.abspath(path)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         raise ValueError(f'{flag} {path}: {existing} is a file, not a directory')
-    if not os.access(existing, os.W_OK):
+    if writable and not os.access(existing, os.W_OK):
         raise ValueError(f'{flag} {path}: {existing} is not writable')
+
+
+def disk_full(error, path):
+    """Whether ``error``, raised writing ``path``, says that its disk is full (an
+    ``OSError``'s ``ENOSPC``, TensorFlow's or libsndfile's message, or no byte left)."""
+    if getattr(error, 'errno', None) == errno.ENOSPC or 'No space left' in str(error):
+        return True
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    try:
+        return shutil.disk_usage(folder).free < 2 ** 16
+    except OSError:
+        return False
+
+
+def warn(message):
+    """One line on stderr: ``Warning: <message>``."""
+    print(f'Warning: {message}', file=sys.stderr, flush=True)
 
 
 def run(main, skip_teardown=False):

@@ -14,7 +14,8 @@ import importlib.metadata
 import os
 import platform
 
-from .cli import check_output_directory
+from . import cache_entries as entries
+from .cli import check_output_directory, warn
 
 ENVIRONMENT = 'WAVENET_CACHE_DIR'
 
@@ -30,11 +31,15 @@ def default_directory():
 def enable(directory, flag='--cache_dir'):
     """Keeps compiled executables below ``directory`` (created if needed), in a folder for
     this TensorFlow and processor; an empty string leaves caching off. Flags the user
-    already set in ``TF_XLA_FLAGS``/``XLA_FLAGS`` win. A directory that cannot be written
-    is a ``ValueError`` naming ``flag``."""
+    already set in ``TF_XLA_FLAGS``/``XLA_FLAGS`` win. A file where the directory should
+    be is a ``ValueError`` naming ``flag``.
+
+    The cache only saves time, so it never stops a run: an entry that TensorFlow could not
+    read is put aside with a warning (and compiled again), and a folder that cannot be
+    written (read-only, or a disk nearly full) is read but not written, with a warning."""
     if not directory:
         return None
-    check_output_directory(directory, flag)
+    check_output_directory(directory, flag, writable=False)
     # A folder per TensorFlow version, processor and XLA flags: an executable compiled for
     # another machine's instructions (a home folder shared between machines) would crash
     # this one, and TensorFlow's cache key leaves XLA's flags out, though they change
@@ -42,10 +47,23 @@ def enable(directory, flag='--cache_dir'):
     machine = os.path.join(directory, _machine() + _flags_suffix())
     tensorflow_cache = os.path.join(machine, 'xla')
     autotune_cache = os.path.join(machine, 'autotune')
-    for path in (tensorflow_cache, autotune_cache):
-        os.makedirs(path, exist_ok=True)
+    try:
+        for path in (tensorflow_cache, autotune_cache):
+            os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        warn(f'{flag} {directory}: cannot be created ({e.strerror}); compiled loops are '
+             'not kept between runs')
+        return None
+    folder = _flag_value('TF_XLA_FLAGS', 'tf_xla_persistent_cache_directory') \
+        or tensorflow_cache
+    if not entries.put_aside_damaged(folder):
+        return None
     _add_flag('TF_XLA_FLAGS', 'tf_xla_persistent_cache_directory', tensorflow_cache)
     _add_flag('XLA_FLAGS', 'xla_gpu_per_fusion_autotune_cache_dir', autotune_cache)
+    problem = entries.unwritable(folder)
+    if problem:
+        warn(f'{flag} {directory}: {problem}; compiled loops are read from it but not kept')
+        _add_flag('TF_XLA_FLAGS', 'tf_xla_persistent_cache_read_only', 'true')
     return directory
 
 
@@ -106,6 +124,14 @@ def _machine():
         features = platform.processor()
     digest = hashlib.sha256(features.encode()).hexdigest()[:12]
     return f'tensorflow-{version}-{platform.machine()}-{digest}'
+
+
+def _flag_value(variable, name):
+    """The value of ``--name=value`` in the environment variable's flags, or None."""
+    for flag in os.environ.get(variable, '').split():
+        if flag.startswith(f'--{name}='):
+            return flag.split('=', 1)[1]
+    return None
 
 
 def _add_flag(variable, name, value):

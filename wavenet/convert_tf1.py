@@ -9,6 +9,7 @@ state) and its network description, after which ``generate.py converted`` needs 
 and ``train.py --logdir converted`` continues at step 80001.
 """
 import os
+import shutil
 import sys
 
 from . import load_tensorflow
@@ -20,6 +21,8 @@ from . import checkpoints  # noqa: E402
 from .cli import (  # noqa: E402
     ArgumentParser,
     check_output_directory,
+    disk_full,
+    fail,
     native_stderr_silenced,
     positive,
 )
@@ -54,12 +57,30 @@ def convert(prefix, description, logdir):
     checkpoints.load_tf1_weights(net, prefix)
     step = checkpoints.step_in_name(prefix)
     os.makedirs(logdir, exist_ok=True)
+    before = set(os.listdir(logdir))
     saved = tf.train.Checkpoint(step=tf.Variable(step, dtype=tf.int64), model=net)
     manager = tf.train.CheckpointManager(saved, logdir, max_to_keep=None,
                                          checkpoint_name='model.ckpt')
-    path = manager.save(checkpoint_number=step)
-    description.save(logdir)
+    try:
+        path = manager.save(checkpoint_number=step)
+        description.save(logdir)
+    except (tf.errors.OpError, OSError) as e:
+        if not disk_full(e, logdir):
+            raise
+        # Nothing of a conversion that did not finish is kept, nothing else is touched.
+        for name in set(os.listdir(logdir)) - before:
+            target = os.path.join(logdir, name)
+            if os.path.isdir(target):
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                os.remove(target)
+        raise DiskFull(f'no space left on device writing --logdir {logdir}; nothing was '
+                       'written') from None
     return path
+
+
+class DiskFull(Exception):
+    """The converted checkpoint did not fit on its disk."""
 
 
 def main(argv=None):
@@ -83,6 +104,8 @@ def main(argv=None):
         path = convert(prefix, description, args.logdir)
     except ValueError as e:
         parser.error(str(e))
+    except DiskFull as e:
+        fail(parser.prog, e, status=1)
     print(f'Converted {prefix} into {path}')
     print(f'Generate with: python generate.py {args.logdir}')
 

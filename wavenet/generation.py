@@ -580,8 +580,14 @@ class WavStream:
                 os.remove(temporary)
             raise
 
-    def close(self):
-        self.raw.close()
+    def close(self, keep_samples=False):
+        """Closes the raw file and removes it, unless ``keep_samples`` (what a run that
+        could not finish its wav leaves to the user)."""
+        with contextlib.suppress(OSError):  # a full disk fails the last flush
+            self.raw.close()
         with contextlib.suppress(OSError):
-            os.remove(self.part)
+            if not keep_samples:
+                os.remove(self.part)
+            elif os.path.getsize(self.part) % 2:  # a sample cut in half by a full disk
+                os.truncate(self.part, os.path.getsize(self.part) - 1)
 

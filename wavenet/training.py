@@ -1,7 +1,10 @@
 """Training: the compiled step, checkpoints that never lose work, and the loop."""
 import contextlib
 import dataclasses
+import glob
 import math
+import os
+import shutil
 import signal
 import threading
 import time
@@ -10,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import distribution
+from .cli import disk_full
 
 # With --store_metadata, one step in this many is profiled (as the original).
 PROFILE_EVERY = 50
@@ -185,6 +189,11 @@ class WorkerLost(RuntimeError):
     """Another worker of a multi-worker training stopped answering."""
 
 
+class DiskFull(RuntimeError):
+    """The logdir's disk filled; nothing half-written was left, the last good checkpoint
+    is named."""
+
+
 def save(manager, step, chief=True):
     """Writes ``model.ckpt-<step>``, unless a weight is no longer finite. In a cluster
     every worker saves (saving may need them all), the others into a scratch folder."""
@@ -195,9 +204,33 @@ def save(manager, step, chief=True):
     if chief:
         print(f'Storing checkpoint to {manager.directory} ...', end='', flush=True)
     manager.checkpoint.step.assign(step)
-    manager.save(checkpoint_number=step)
+    try:
+        manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as e:
+        if not disk_full(e, manager.directory):
+            raise
+        if chief:
+            print()
+        _remove_unfinished(manager, step)
+        raise DiskFull(f'no space left on device saving a checkpoint of step {step} in '
+                       f'{manager.directory}; stopping. ' + last_good(manager)) from None
     if chief:
         print(' Done.')
+
+
+def _remove_unfinished(manager, step):
+    """The files of a save of ``step`` that never finished (TensorFlow's ``_temp``
+    folder of shards, a half-merged index or data file), unless the state names them."""
+    prefix = os.path.join(manager.directory, f'model.ckpt-{step}')
+    if prefix in manager.checkpoints:
+        return
+    for path in glob.glob(glob.escape(prefix) + '_temp*') + glob.glob(glob.escape(prefix)
+                                                                       + '.*'):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 def last_good(manager):
@@ -301,7 +334,7 @@ def train(train_step, batches, manager, writer, plan, strategy=None, chief=True,
                     break
     except KeyboardInterrupt:
         print()
-    except TrainingDiverged:
+    except (TrainingDiverged, DiskFull):
         healthy = False  # the last good checkpoint must stay newest
         raise
     except _LOST_WORKER_ERRORS as e:
@@ -309,13 +342,29 @@ def train(train_step, batches, manager, writer, plan, strategy=None, chief=True,
         healthy = False
         raise WorkerLost(f'another worker stopped answering after step {completed} '
                          f'({type(e).__name__}); stopping. ' + last_good(manager)) from None
+    except tf.errors.OpError as e:  # the TensorBoard events' disk filled
+        if not disk_full(e, manager.directory):
+            raise
+        healthy = False
+        raise DiskFull(f'no space left on device writing TensorBoard events in '
+                       f'{manager.directory} after step {completed}; stopping. '
+                       + last_good(manager)) from None
     finally:
-        if healthy and completed > saved:
-            with clock.timing('checkpoints'):
-                save(manager, completed, chief)
+        try:
+            if healthy and completed > saved:
+                with clock.timing('checkpoints'):
+                    save(manager, completed, chief)
+        finally:
+            _finish(clock, writer, completed, chief)
+
+
+def _finish(clock, writer, step, chief):
+    """The line of where the time went, and the last events (none on a full disk)."""
+    if chief:
+        print(clock.line())
+    with contextlib.suppress(tf.errors.OpError):
         if chief:
-            print(clock.line())
-            clock.write(writer, max(completed, 0))
+            clock.write(writer, max(step, 0))
         writer.flush()
 
 
