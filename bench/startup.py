@@ -44,7 +44,7 @@ from wavenet import load_tensorflow
 checkpoint, work = sys.argv[1:3]
 sys.argv = ['generate.py', checkpoint, '--samples', '1000', '--gc_id', '0', '--seed', '1',
             '--logdir', os.path.join(work, 'logdir')]
-_, args = generate.get_arguments()
+args = generate.get_arguments().parse_args()
 generate.configure_runtime(args)
 t = phase('Python and the flags', began)
 tf = load_tensorflow()

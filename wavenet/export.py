@@ -173,19 +173,20 @@ def export(net, description, out_dir):
         shutil.rmtree(building, ignore_errors=True)
 
 
-def main(argv=None):
-    from .cli import (
-        ArgumentParser,
-        add_checkpoint_flags,
-        check_output_directory,
-        native_stderr_silenced,
-    )
+def get_arguments():
+    from .cli import ArgumentParser, add_checkpoint_flags
     parser = ArgumentParser(
         prog='python -m wavenet.export',
         description='Export a trained WaveNet as a SavedModel whose signatures generate')
     parser.add_argument('checkpoint', help='a checkpoint prefix, or a directory (its newest)')
     parser.add_argument('out_dir', help='where the SavedModel goes (must not exist)')
     add_checkpoint_flags(parser)
+    return parser
+
+
+def main(argv=None):
+    from .cli import check_output_directory, disk_full, fail, native_stderr_silenced
+    parser = get_arguments()
     args = parser.parse_args(argv)
     from . import checkpoints
     from .params import build_model
@@ -200,10 +201,16 @@ def main(argv=None):
         check_exportable(description)
     except ValueError as e:
         parser.error(str(e))
-    with native_stderr_silenced():  # TensorFlow's first touch of the devices logs
-        net = build_model(description, restoring=True)
-        averaged = checkpoints.restore_model(net, prefix, averaged=args.ema)
-        export(net, description, args.out_dir)
+    try:
+        with native_stderr_silenced():  # TensorFlow's first touch of the devices logs
+            net = build_model(description, restoring=True)
+            averaged = checkpoints.restore_model(net, prefix, averaged=args.ema)
+            export(net, description, args.out_dir)
+    except (tf.errors.OpError, OSError) as e:
+        if not disk_full(e, args.out_dir):
+            raise
+        fail(parser.prog, f'no space left on device writing {args.out_dir}; nothing was '
+             'written', status=1)
     weights = 'the average of the weights' if averaged else 'the weights'
     kind = 'vocode' if description.lc_channels is not None else 'generate'
     print(f'Exported {weights} of {prefix} to {args.out_dir} (signatures {kind}, '
