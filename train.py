@@ -48,6 +48,7 @@ from wavenet.summaries import Sampler  # noqa: E402
 from wavenet.training import (  # noqa: E402
     JIT_CHOICES,
     SCHEDULES,
+    DiskFull,
     Stopwatch,
     TrainingDiverged,
     TrainingPlan,
@@ -161,8 +162,9 @@ def get_arguments():
                         help='Seconds of audio per sample. Default: 1.')
     parser.add_argument('--cache_dir', type=str,
                         default=compilation_cache.default_directory(),
-                        help='Where the compiled sampling loop is kept for the next run (as '
-                        'generate.py keeps it). Default: $WAVENET_CACHE_DIR or '
+                        help='Where the compiled sampling loop and training step are kept for '
+                        'the next run (as generate.py keeps its loop). Default: '
+                        '$WAVENET_CACHE_DIR or '
                         '~/.cache/wavenet; an empty string turns the cache off.')
     parser.add_argument('--distribute', type=str, default='auto',
                         choices=distribution.CHOICES,
@@ -350,7 +352,7 @@ def main(argv=None):
               batches(args, setup, compiled), manager, writer,
               plan(args, setup, first_step, net, average, chief), strategy, chief,
               Stopwatch(STARTED))
-    except (TrainingDiverged, WorkerLost) as e:
+    except (TrainingDiverged, WorkerLost, DiskFull) as e:
         fail(parser.prog, e, status=1)
     except ValueError as e:  # a corpus in which no file was usable
         parser.error(str(e) + setup.reader.silence_hint())

@@ -1,6 +1,7 @@
 """Training under tf.distribute: a mirrored step over two logical CPUs is
 the single-device step on the same global batch; the reader's shards split the files; the
-README's two-machine command trains on two localhost processes; resuming under a strategy;
+two-machine command of docs/training.md trains on two localhost processes; resuming under a
+strategy;
 mixed precision computes in bfloat16/float16, trains the E-flat chord and saves checkpoints
 a full-precision network restores; and every bad choice is a one-line error."""
 import json
@@ -38,7 +39,7 @@ from wavenet.checkpoints import create_checkpoint
 from wavenet.params import build_model
 from wavenet.training import make_train_step
 
-README = os.path.join(ROOT, 'README.md')
+TRAINING_DOC = os.path.join(ROOT, 'docs', 'training.md')
 
 
 @pytest.fixture(scope='module')
@@ -120,10 +121,11 @@ def free_ports(count):
 
 
 def readme_cluster_commands():
-    """The README's two-machine example: ``(TF_CONFIG, train.py flags)`` per machine."""
-    with open(README) as f:
+    """docs/training.md's two-machine example: ``(TF_CONFIG, train.py flags)`` per
+    machine."""
+    with open(TRAINING_DOC) as f:
         lines = [line for line in f if line.startswith('TF_CONFIG=')]
-    assert len(lines) == 2, 'the README shows one command per machine'
+    assert len(lines) == 2, 'docs/training.md shows one command per machine'
     commands = []
     for line in lines:
         words = shlex.split(line)
@@ -132,7 +134,7 @@ def readme_cluster_commands():
     return commands
 
 
-def test_readme_two_machine_example_trains_on_two_local_processes(corpus, tmp_path):
+def test_the_documented_two_machine_example_trains_on_two_local_processes(corpus, tmp_path):
     ports = free_ports(2)
     processes = []
     for index, (tf_config, flags) in enumerate(readme_cluster_commands()):
@@ -166,7 +168,7 @@ def test_readme_two_machine_example_trains_on_two_local_processes(corpus, tmp_pa
     assert printed_steps(outputs[0][0]) == printed_steps(outputs[1][0])
     assert [s for s, _ in printed_steps(outputs[0][0])] == list(range(5))
     assert checkpoint_numbers(logdir) == [0, 2, 4]
-    assert saved_state(str(logdir / 'model.ckpt-4'), 32, 4) == (4, 5)  # the README's 32
+    assert saved_state(str(logdir / 'model.ckpt-4'), 32, 4) == (4, 5)  # the documented 32
     assert (logdir / 'wavenet_params.json').exists()
     assert len([n for n in os.listdir(logdir) if n.startswith('events.')]) == 1
     # The other worker wrote nothing: no logdir, and its scratch checkpoints are gone.

@@ -40,7 +40,7 @@ def np_softmax(logits):
 
 
 def np_upsample(net, frames):
-    """The upsampling the README describes, written out: rescale, then per scale repeat
+    """The upsampling docs/vocoder.md describes, written out: rescale, then per scale repeat
     each row, mirror the edges and convolve every band with the scale's kernel."""
     rows = -2 + 4 * (np.asarray(frames, np.float64) - SILENCE) / (0 - SILENCE)
     for i, scale in enumerate(net.lc_upsampling.scales):

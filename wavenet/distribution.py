@@ -85,7 +85,7 @@ def choose_strategy(kind, cpu_devices=None):
         devices = tf.config.list_logical_devices('GPU' if gpus else 'CPU')
         return _mirrored_strategy(tuple(d.name for d in devices))
     if cluster is None:
-        raise ValueError('--distribute multi_worker: TF_CONFIG is not set (see the README)')
+        raise ValueError('--distribute multi_worker: TF_CONFIG is not set (see docs/training.md)')
     options = tf.distribute.experimental.CommunicationOptions(
         timeout_seconds=COLLECTIVE_TIMEOUT_SECONDS)
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)

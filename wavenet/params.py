@@ -47,7 +47,7 @@ class NetworkDescription:
     lpc_order: int = 0
     # How the network is trained, kept with it: the standard deviation of Gaussian noise
     # added to the waveform the network reads (never to the samples it predicts), so that
-    # it learns to rely on its conditioning rather than on a flawless past (see the README).
+    # it learns to rely on its conditioning rather than on a flawless past (see docs/vocoder.md).
     input_noise: float = 0.0
     # What the network predicts (wavenet.output).
     output_distribution: str = 'softmax'
