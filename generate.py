@@ -21,6 +21,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from wavenet import compilation_cache, load_tensorflow  # noqa: E402
 from wavenet.cli import (  # noqa: E402
     ArgumentParser,
+    DiskFull,
     add_checkpoint_flags,
     check_output_directory,
     check_output_file,
@@ -367,23 +368,20 @@ def generate_audio(args, plan):
         disk_filled = bool(writers) and disk_full(e, writers[0].path)
         if not disk_filled:
             raise
-        raise DiskFull(writers, e) from None
+        raise DiskFull(kept_samples(writers, e)) from None
     finally:
         for writer in writers:
             writer.close(keep_samples=disk_filled)
     return [np.concatenate(preview) for preview in previews]
 
 
-class DiskFull(Exception):
-    """The wavs' disk filled while they were written: one line saying what was kept."""
-
-    def __init__(self, writers, error):
-        parts = ', '.join(writer.part for writer in writers)
-        samples = min((os.path.getsize(writer.part) // 2 for writer in writers
-                       if os.path.exists(writer.part)), default=0)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
-        super().__init__(
-            f'no space left on device writing {writers[0].path} ({reason}); the first '
+def kept_samples(writers, error):
+    """The line of a generation whose wavs' disk filled: what was kept, and where."""
+    parts = ', '.join(writer.part for writer in writers)
+    samples = min((os.path.getsize(writer.part) // 2 for writer in writers
+                   if os.path.exists(writer.part)), default=0)
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+    return (f'no space left on device writing {writers[0].path} ({reason}); the first '
             f'{samples} samples of each row are kept in {parts} (raw 16-bit mono PCM at '
             f'{writers[0].sample_rate} Hz)')
 

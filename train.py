@@ -35,6 +35,7 @@ from wavenet.checkpoints import (  # noqa: E402
 )
 from wavenet.cli import (  # noqa: E402
     ArgumentParser,
+    DiskFull,
     check_output_directory,
     fail,
     native_stderr_silenced,
@@ -48,7 +49,6 @@ from wavenet.summaries import Sampler  # noqa: E402
 from wavenet.training import (  # noqa: E402
     JIT_CHOICES,
     SCHEDULES,
-    DiskFull,
     Stopwatch,
     TrainingDiverged,
     TrainingPlan,

@@ -87,6 +87,10 @@ def check_output_directory(path, flag, writable=True):
         raise ValueError(f'{flag} {path}: {existing} is not writable')
 
 
+class DiskFull(Exception):
+    """A write found its disk full; the message names the path and what was kept."""
+
+
 def disk_full(error, path):
     """Whether ``error``, raised writing ``path``, says that its disk is full (an
     ``OSError``'s ``ENOSPC``, TensorFlow's or libsndfile's message, or no byte left)."""

@@ -135,6 +135,5 @@ def _flag_value(variable, name):
 
 
 def _add_flag(variable, name, value):
-    flags = os.environ.get(variable, '')
-    if f'--{name}=' not in flags:
-        os.environ[variable] = f'{flags} --{name}={value}'.strip()
+    if _flag_value(variable, name) is None:
+        os.environ[variable] = f'{os.environ.get(variable, "")} --{name}={value}'.strip()

@@ -20,6 +20,7 @@ load_tensorflow()  # first, with TensorFlow's start-up logs muted
 from . import checkpoints  # noqa: E402
 from .cli import (  # noqa: E402
     ArgumentParser,
+    DiskFull,
     check_output_directory,
     disk_full,
     fail,
@@ -77,10 +78,6 @@ def convert(prefix, description, logdir):
         raise DiskFull(f'no space left on device writing --logdir {logdir}; nothing was '
                        'written') from None
     return path
-
-
-class DiskFull(Exception):
-    """The converted checkpoint did not fit on its disk."""
 
 
 def main(argv=None):

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import distribution
-from .cli import disk_full
+from .cli import DiskFull, disk_full
 
 # With --store_metadata, one step in this many is profiled (as the original).
 PROFILE_EVERY = 50
@@ -187,11 +187,6 @@ class TrainingDiverged(RuntimeError):
 
 class WorkerLost(RuntimeError):
     """Another worker of a multi-worker training stopped answering."""
-
-
-class DiskFull(RuntimeError):
-    """The logdir's disk filled; nothing half-written was left, the last good checkpoint
-    is named."""
 
 
 def save(manager, step, chief=True):
