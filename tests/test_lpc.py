@@ -103,8 +103,9 @@ def test_the_excitation_added_to_the_predictions_gives_back_the_audio():
     @tf.function  # one traced step, called per sample (eager ops would take a minute)
     def step(past, row, forced_excitation):
         prediction = lpc.predict(past, row)[:, 0]
-        code, pushed = lpc.next_codes(SOFTMAX, tf.constant([-1]), forced_excitation, prediction)
-        return code, pushed, tf.concat([past[:, 1:], lpc.SAMPLES.decode(code)[:, None]], axis=1)
+        code, pushed, value = lpc.next_sample(SOFTMAX, tf.constant([-1]), forced_excitation,
+                                              prediction)
+        return code, pushed, tf.concat([past[:, 1:], value[:, None]], axis=1)
 
     past = tf.zeros([1, ORDER])
     codes = []
@@ -114,6 +115,44 @@ def test_the_excitation_added_to_the_predictions_gives_back_the_audio():
         codes.append(int(code[0]))
     error = lpc.SAMPLES.decode(codes).numpy() - audio
     assert 10 * np.log10(np.sum(audio ** 2) / np.sum(error ** 2)) > 30
+
+
+def test_a_generation_driven_past_full_scale_decays_as_its_filter_does():
+    """An overflow: one full-scale excitation into the filter of a speech-like frame takes
+    the samples far past full scale. The wav's codes are the samples clipped; the
+    prediction reads them unclipped, so the samples then decay as the linear filter's
+    response does, where a filter fed its clipped output (NumPy) locks into a full-scale
+    oscillation."""
+    coefficients = PREDICTION.coefficients(FEATURES(speech_like(0.5, 5)))[:1]  # [1, order]
+    excitation = np.full(3000, int(SOFTMAX.encode(0.0)), np.int32)
+    excitation[0] = SOFTMAX.codes - 1  # the largest excitation
+
+    @tf.function
+    def step(past, prediction, drawn):
+        code, _, value = lpc.next_sample(SOFTMAX, tf.constant([-1]), drawn, prediction)
+        return (code, value) + lpc.advance(past, value, coefficients)
+
+    past, prediction = tf.zeros([1, ORDER]), tf.zeros([1])
+    codes, values = [], []
+    for drawn in excitation:
+        code, value, past, prediction = step(past, prediction, tf.constant([drawn]))
+        codes.append(int(code[0]))
+        values.append(float(value[0]))
+    values = np.array(values)
+    assert np.abs(values).max() > 2  # far past full scale
+    np.testing.assert_array_equal(codes, lpc.SAMPLES.encode(values).numpy())
+    assert np.sqrt(np.mean(values[-1000:] ** 2)) < 0.01  # -40 dBFS
+
+    clipped, levels = np.zeros(ORDER), SOFTMAX.decode(excitation).numpy()
+    c = coefficients.numpy()[0].astype(np.float64)
+    for level in levels[:-1000]:
+        sample = np.clip(np.round((c @ clipped[::-1] + level) * 32768) / 32768, -1, 1)
+        clipped = np.append(clipped[1:], sample)
+    tail = []
+    for level in levels[-1000:]:
+        tail.append(np.clip(np.round((c @ clipped[::-1] + level) * 32768) / 32768, -1, 1))
+        clipped = np.append(clipped[1:], tail[-1])
+    assert np.sqrt(np.mean(np.square(tail))) > 0.5
 
 
 def small_lpc_net(**overrides):

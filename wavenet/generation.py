@@ -369,6 +369,7 @@ def _slow_loop(net, start, inputs):
         coding = net.sample_coding
         heard = lpc.excitation_codes(output, coding.decode(start), rows,
                                      before=coding.decode(coding.silence))[:, -field:]
+        past = coding.decode(window[:, -net.linear_prediction.order:])  # what predicts
     for begin in range(0, inputs.samples, inputs.chunk):
         draws = inputs.draws_of(begin, min(inputs.chunk, inputs.samples - begin))
         # The rows of this chunk's windows (a receptive field before each sample).
@@ -383,10 +384,10 @@ def _slow_loop(net, start, inputs):
             outputs = net._window(heard, inputs.gc_embedding, window_rows)
             code = pushed = output.sample(outputs, inputs.temperature, draws[:, t - begin])
             if coefficients_of is not None:
-                past = net.sample_coding.decode(window[:, -net.linear_prediction.order:])
                 prediction = lpc.predict_next(past, coefficients_of(position - 1, 1)[:, 0])
-                code, pushed = lpc.next_codes(output, tf.fill(tf.shape(code), -1), code,
-                                              prediction)
+                code, pushed, value = lpc.next_sample(output, tf.fill(tf.shape(code), -1),
+                                                      code, prediction)
+                past = tf.concat([past[:, 1:], value[:, tf.newaxis]], axis=1)
             codes.append(code)
             window = tf.concat([window[:, 1:], code[:, tf.newaxis]], axis=1)
             heard = tf.concat([heard[:, 1:], pushed[:, tf.newaxis]], axis=1)
@@ -480,7 +481,8 @@ class _FastLoop:
                     # The network draws and reads the excitation; the sample is its sum
                     # with the prediction.
                     past, prediction = prediction_state
-                    code, pushed = lpc.next_codes(output, forced[:, t], drawn, prediction)
+                    code, pushed, value = lpc.next_sample(output, forced[:, t], drawn,
+                                                          prediction)
                 else:
                     code = pushed = tf.where(forced[:, t] >= 0, forced[:, t], drawn)
                 step_projection = None if lc_projection is None else \
@@ -488,7 +490,7 @@ class _FastLoop:
                 outputs, state = net.incremental_step(pushed, state, gc_embedding,
                                                       step_projection)
                 if prediction_state:
-                    prediction_state = lpc.advance(past, code, coefficients[t])
+                    prediction_state = lpc.advance(past, value, coefficients[t])
                 return t + 1, codes.write(t, code), outputs, state, prediction_state
 
             _, codes, outputs, state, prediction_state = tf.while_loop(

@@ -18,8 +18,8 @@ then the Levinson-Durbin recursion. Everything runs in float64.
 
 Training, generation and prediction all call ``predict`` (the prediction from a window of
 past samples), and the excitation is always ``output``'s code of a 16-bit sample less its
-prediction (``excitation_codes``, ``next_codes``), so they cannot drift apart. The past is
-the samples as their 16-bit codes decode, as generation has them.
+prediction (``excitation_codes``, ``next_sample``), so they cannot drift apart. The past is
+the samples rounded to 16 bits, as generation has them (``next_sample``).
 """
 import dataclasses
 import functools
@@ -39,6 +39,10 @@ SAMPLES = Pcm16()
 # The lag window's bandwidth, Hz: the envelope is smoothed over about this much, so that
 # the low bands' harmonics do not pull poles onto single partials (the G.729 window).
 LAG_WINDOW_HZ = 60.0
+# How far beyond full scale the samples that the prediction reads may go (see
+# ``next_sample``): far enough that no speech-like excitation reaches it, near enough that
+# the filter's float32 state keeps the 16-bit resolution that the rounding needs.
+HEADROOM = 8.0
 # White noise at this fraction of the power (-40 dB) keeps the recursion well conditioned
 # where the spectrum has deep valleys, such as a band-limited or silent frame.
 NOISE_FLOOR = 1e-4
@@ -126,11 +130,11 @@ def predict_next(past, coefficients):
     return predict(past, coefficients[:, tf.newaxis])[:, 0]
 
 
-def advance(past, code, coefficients):
-    """A generation's prediction state after the sample ``code`` [B] (16-bit codes): the
-    last ``order`` samples' values, and the prediction of the next sample from its
+def advance(past, value, coefficients):
+    """A generation's prediction state after a sample of ``value`` [B] (``next_sample``'s):
+    the last ``order`` samples' values, and the prediction of the next sample from its
     ``coefficients`` [B, order]."""
-    past = tf.concat([past[:, 1:], SAMPLES.decode(code)[:, tf.newaxis]], axis=1)
+    past = tf.concat([past[:, 1:], value[:, tf.newaxis]], axis=1)
     return past, predict_next(past, coefficients)
 
 
@@ -145,21 +149,44 @@ def excitation_codes(output, audio, coefficient_rows, before=0.0):
     return output.encode(samples - predict(past, coefficient_rows))
 
 
-def next_codes(output, forced, drawn, prediction):
-    """``(sample codes, excitation codes)`` [B] of the next sample of a generation: where
-    ``forced`` (16-bit codes) is >= 0 that sample and its excitation, else the ``drawn``
-    excitation code (``output``'s) added to the sample's ``prediction``."""
+def next_sample(output, forced, drawn, prediction):
+    """``(sample codes, excitation codes, sample values)`` [B] of the next sample of a
+    generation: where ``forced`` (16-bit codes) is >= 0 that sample and its excitation,
+    else the ``drawn`` excitation code (``output``'s) added to the sample's ``prediction``.
+
+    The codes (what the wav holds) are clipped to 16 bits; the values, which the
+    prediction of the samples after it reads, are rounded as the codes are but clipped
+    only at ``HEADROOM`` times full scale. The synthesis filter is stable, but fed its own
+    output clipped at full scale its poles near the unit circle can hold it there (an
+    overflow oscillation: a tone at full scale that the excitation can no longer steer);
+    with the headroom it decays as the linear filter does. Training never clips: its
+    recordings are below full scale."""
     given = forced >= 0
-    sample = tf.where(given, forced, SAMPLES.encode(prediction + output.decode(drawn)))
+    drawn_value = tf.clip_by_value(prediction + excitation_values(output, drawn), -HEADROOM,
+                                   HEADROOM)
+    value = tf.where(given, SAMPLES.decode(forced), SAMPLES.rounded(drawn_value))
     excitation = tf.where(given, output.encode(SAMPLES.decode(forced) - prediction), drawn)
-    return sample, excitation
+    return SAMPLES.encode(value), excitation, value
+
+
+def excitation_values(output, codes):
+    """The excitation that ``output``'s ``codes`` stand for, the same float32 values on
+    every path (``output.decode`` under XLA differs from the eager kernel's in the last
+    bit, which moved a sample across a 16-bit rounding boundary now and then)."""
+    return tf.gather(_levels(output), codes)
+
+
+@functools.lru_cache(maxsize=8)
+def _levels(output):
+    with tf.init_scope():  # eagerly, even when called while tracing
+        return output.decode(np.arange(output.codes)).numpy()
 
 
 def sample_distribution(output, proba, prediction):
     """The distribution over 16-bit sample codes ``[B, 65536]`` that an excitation
     distribution ``proba`` [B, Q] over ``output``'s codes implies, given the
     ``prediction`` [B]."""
-    codes = SAMPLES.encode(prediction[:, None] + output.decode(tf.range(output.codes))[None])
+    codes = SAMPLES.encode(prediction[:, None] + _levels(output)[None])
     rows = tf.range(tf.shape(codes)[0])[:, None] * SAMPLES.codes
     summed = tf.math.unsorted_segment_sum(tf.reshape(proba, [-1]), tf.reshape(codes + rows, [-1]),
                                           tf.shape(codes)[0] * SAMPLES.codes)

@@ -107,6 +107,11 @@ class Pcm16:
     def decode(self, codes):
         return tf.cast(tf.convert_to_tensor(codes) - self.HALF, tf.float32) / self.HALF
 
+    def rounded(self, audio):
+        """Samples rounded to the nearest 16-bit value, as ``decode(encode(audio))`` gives
+        them, but not clipped to [-1, 1)."""
+        return tf.round(tf.cast(audio, tf.float32) * self.HALF) / self.HALF
+
     def pcm_table(self):
         """Every code's 16-bit sample: the code itself, offset."""
         return (np.arange(self.codes) - self.HALF).astype(np.int16)
