@@ -161,11 +161,11 @@ def next_sample(output, forced, drawn, prediction):
     overflow oscillation: a tone at full scale that the excitation can no longer steer);
     with the headroom it decays as the linear filter does. Training never clips: its
     recordings are below full scale."""
-    given = forced >= 0
+    given, forced_value = forced >= 0, SAMPLES.decode(forced)
     drawn_value = tf.clip_by_value(prediction + excitation_values(output, drawn), -HEADROOM,
                                    HEADROOM)
-    value = tf.where(given, SAMPLES.decode(forced), SAMPLES.rounded(drawn_value))
-    excitation = tf.where(given, output.encode(SAMPLES.decode(forced) - prediction), drawn)
+    value = tf.where(given, forced_value, SAMPLES.rounded(drawn_value))
+    excitation = tf.where(given, output.encode(forced_value - prediction), drawn)
     return SAMPLES.encode(value), excitation, value
 
 
