@@ -9,6 +9,7 @@ import time
 STARTED = time.perf_counter()  # the wall time a training reports counts from here
 
 # isort: split
+import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
@@ -49,6 +50,7 @@ from wavenet.summaries import Sampler  # noqa: E402
 from wavenet.training import (  # noqa: E402
     JIT_CHOICES,
     SCHEDULES,
+    Budget,
     Stopwatch,
     TrainingDiverged,
     TrainingPlan,
@@ -106,12 +108,18 @@ def get_arguments():
                         + str(CHECKPOINT_EVERY) + '.')
     parser.add_argument('--num_steps', type=positive(int), default=NUM_STEPS,
                         help='Number of training steps. Default: ' + str(NUM_STEPS) + '.')
+    parser.add_argument('--max_minutes', type=positive(float), default=None,
+                        help='Stop after the first step that ends this many minutes after the '
+                        'start (the time the last checkpoint and samples take kept in '
+                        'reserve), or at --num_steps if that comes first; the minutes of '
+                        'earlier runs of the same --logdir count. Default: None (no limit).')
     parser.add_argument('--learning_rate', type=positive(float), default=LEARNING_RATE,
                         help='Learning rate for training. Default: ' + str(LEARNING_RATE) + '.')
     parser.add_argument('--learning_rate_schedule', default='constant', choices=SCHEDULES,
-                        help='constant: --learning_rate throughout (the original); cosine: '
-                             'from --learning_rate down to a thirtieth of it at the last of '
-                             '--num_steps, along half a cosine. Default: constant.')
+                        help='constant: --learning_rate throughout (the original); cosine or '
+                             'linear: from --learning_rate down to a thirtieth of it at the '
+                             'last step (of --num_steps, or of --max_minutes), along half a '
+                             'cosine or a straight line. Default: constant.')
     parser.add_argument('--wavenet_params', type=str, default=WAVENET_PARAMS,
                         help='JSON file with the network parameters. Default: '
                         + WAVENET_PARAMS + '.')
@@ -286,7 +294,8 @@ def check_everything(args):
 
 def restore(checkpoint, setup):
     """The first step to run, after restoring the newest checkpoint of
-    ``setup.restore_from`` into ``checkpoint``; a ``ValueError`` when it does not fit."""
+    ``setup.restore_from`` into ``checkpoint`` (whose ``seconds`` then hold the wall time
+    spent on the logdir so far); a ``ValueError`` when it does not fit."""
     saved_step = restore_training(checkpoint, setup.restore_from)
     if distribution.differs_between_workers(setup.strategy,
                                             -1 if saved_step is None else saved_step):
@@ -294,7 +303,10 @@ def restore(checkpoint, setup):
                          'it must be a folder every worker sees (shared storage)')
     # Restoring from another directory starts a new training (step 0) from its weights.
     continuing = os.path.realpath(setup.restore_from) == os.path.realpath(setup.logdir)
-    return saved_step + 1 if continuing and saved_step is not None else 0
+    if not (continuing and saved_step is not None):
+        checkpoint.seconds.assign(0.0)
+        return 0
+    return saved_step + 1
 
 
 def main(argv=None):
@@ -319,6 +331,7 @@ def main(argv=None):
         checkpoint = create_checkpoint(net, optimizer, average)
     try:
         first_step = restore(checkpoint, setup)
+        spent_before = float(checkpoint.seconds.numpy())
     except ValueError as e:
         # Otherwise TensorFlow lists every value it did not restore as the process exits.
         tf.get_logger().setLevel('ERROR')
@@ -350,13 +363,15 @@ def main(argv=None):
         train(make_train_step(net, optimizer, args.l2_regularization_strength or None,
                               strategy, setup.description.input_noise, average, compiled),
               batches(args, setup, compiled), manager, writer,
-              plan(args, setup, first_step, net, average, chief), strategy, chief,
+              plan(args, setup, first_step, spent_before, net, average, chief), strategy, chief,
               Stopwatch(STARTED))
     except (TrainingDiverged, WorkerLost, DiskFull) as e:
         fail(parser.prog, e, status=1)
     except ValueError as e:  # a corpus in which no file was usable
         parser.error(str(e) + setup.reader.silence_hint())
     finally:
+        with contextlib.suppress(tf.errors.OpError):  # a full disk: its error was said
+            writer.close()
         if not chief:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
@@ -370,21 +385,24 @@ def batches(args, setup, compiled=False):
             equal_pieces=compiled), args.batch_size)
 
 
-def plan(args, setup, first_step, net, average, chief):
-    """The ``TrainingPlan`` the flags ask for; validation and samples on the chief only."""
+def plan(args, setup, first_step, spent_before, net, average, chief):
+    """The ``TrainingPlan`` the flags ask for, ``spent_before`` seconds having been spent
+    on the logdir; validation and samples on the chief only."""
     validation = make_validation(net, setup.held_out) if chief and setup.held_out else None
     sampler = None
     if chief and args.sample_every:
         sampler = Sampler.for_corpus(net, setup.description, setup.reader, args.sample_seconds,
                                      args.silence_threshold, average)
+    seconds = None if args.max_minutes is None else 60 * args.max_minutes
     return TrainingPlan(
-        first_step=first_step, num_steps=args.num_steps,
+        first_step=first_step, budget=Budget(args.num_steps, seconds, spent_before),
         checkpoint_every=args.checkpoint_every, gc_enabled=args.gc_channels is not None,
         histograms=args.histograms, store_metadata=args.store_metadata,
         validation=validation, sampler=sampler, sample_every=args.sample_every,
-        learning_rate=learning_rate_schedule(args.learning_rate_schedule, args.learning_rate,
-                                             args.num_steps))
+        learning_rate=learning_rate_schedule(args.learning_rate_schedule, args.learning_rate))
 
 
 if __name__ == '__main__':
-    run(main)
+    # Every file is closed by then, so the interpreter's and TensorFlow's slow teardown
+    # would only add to the minutes a user waits (and a --max_minutes budget).
+    run(main, skip_teardown=True)

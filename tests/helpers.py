@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -186,6 +187,16 @@ def note_powers(waveform):
     return np.array(at_note), power.sum()
 
 
+class FakeClock:
+    """A stand-in for ``time.perf_counter`` that moves only when a test moves it."""
+
+    def __init__(self, now=100.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
 # Training under a tf.distribute strategy.
 def build_under(strategy, gc=True, lc=False, optimizer='adam'):
     """A small network (speakers, frames) and its optimizer made in ``strategy``'s scope,
@@ -212,6 +223,33 @@ def global_batch(lc=False):
     if lc:
         batch += (rng.standard_normal((4, 20, 6)).astype(np.float32) - 4,)
     return batch
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(('localhost', 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def start_workers(corpus, folders, *flags, worker_flags=((), ())):
+    """Two train.py workers of one cluster on free localhost ports, worker ``i`` in
+    ``folders[i]`` with ``flags`` and ``worker_flags[i]``, training without end
+    (``--num_steps`` left at its default)."""
+    cluster = {'worker': [f'localhost:{p}' for p in free_ports(2)]}
+    processes = []
+    for index, (folder, own) in enumerate(zip(folders, worker_flags)):
+        tf_config = json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}})
+        processes.append(subprocess.Popen(
+            [sys.executable, TRAIN, f'--data_dir={corpus}',
+             f'--wavenet_params={corpus}/params.json', '--sample_size=500',
+             '--silence_threshold=0', '--batch_size=2', '--logdir=logdir', *flags, *own],
+            cwd=folder, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=dict(os.environ, TF_CONFIG=tf_config, PYTHONUNBUFFERED='1')))
+    return processes
 
 
 def mirrored():

@@ -8,6 +8,7 @@ import tensorflow as tf
 from helpers import (
     CORPUS_PARAMS,
     ROOT,
+    FakeClock,
     build_under,
     describe,
     global_batch,
@@ -129,14 +130,6 @@ def test_equal_vocoder_pieces_start_on_frames_and_carry_their_own():
     np.testing.assert_array_equal(short, np.r_[np.zeros(112), audio[:40]])
     np.testing.assert_array_equal(short_frames[:7], features.silence(7))
     np.testing.assert_array_equal(short_frames[7:], features(audio[:50])[:3])
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
 
 
 def test_the_stopwatch_counts_each_part_once(monkeypatch):

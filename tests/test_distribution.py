@@ -9,7 +9,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 
@@ -25,11 +24,13 @@ from helpers import (
     build_under,
     checkpoint_numbers,
     describe,
+    free_ports,
     global_batch,
     make_sine_waves,
     mirrored,
     printed_steps,
     saved_state,
+    start_workers,
     write_corpus,
 )
 
@@ -110,16 +111,6 @@ def test_reader_shards_split_the_files(corpus):
     assert seen[0] == set(reader.files[0::2]) and seen[1] == set(reader.files[1::2])
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(('localhost', 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def readme_cluster_commands():
     """docs/training.md's two-machine example: ``(TF_CONFIG, train.py flags)`` per
     machine."""
@@ -174,22 +165,6 @@ def test_the_documented_two_machine_example_trains_on_two_local_processes(corpus
     # The other worker wrote nothing: no logdir, and its scratch checkpoints are gone.
     assert os.listdir(tmp_path / 'machine1') == ['tmp']
     assert os.listdir(tmp_path / 'machine1' / 'tmp') == []
-
-
-def start_workers(corpus, folders, *flags):
-    """Two train.py workers of one cluster on free localhost ports, worker ``i`` in
-    ``folders[i]``, training without end (``--num_steps`` left at its default)."""
-    cluster = {'worker': [f'localhost:{p}' for p in free_ports(2)]}
-    processes = []
-    for index, folder in enumerate(folders):
-        tf_config = json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}})
-        processes.append(subprocess.Popen(
-            [sys.executable, TRAIN, f'--data_dir={corpus}',
-             f'--wavenet_params={corpus}/params.json', '--sample_size=500',
-             '--silence_threshold=0', '--batch_size=2', '--logdir=logdir', *flags],
-            cwd=folder, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=dict(os.environ, TF_CONFIG=tf_config, PYTHONUNBUFFERED='1')))
-    return processes
 
 
 def test_a_lost_worker_stops_the_other_with_a_clear_message(corpus, tmp_path):

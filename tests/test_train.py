@@ -206,8 +206,10 @@ def test_resume_restores_the_weights_themselves(trained, corpus, tmp_path):
     (['--momentum=2'], 'argument --momentum: must be between 0 and 1, got 2.0'),
     (['--histograms=yes'], "argument --histograms: expected true or false, got 'yes'"),
     (['--optimizer=adagrad'], "argument --optimizer: invalid choice: 'adagrad'"),
-    (['--learning_rate_schedule=linear'],
-     "argument --learning_rate_schedule: invalid choice: 'linear'"),
+    (['--learning_rate_schedule=step'],
+     "argument --learning_rate_schedule: invalid choice: 'step'"),
+    (['--max_minutes=0'], "argument --max_minutes: must be a positive float, got '0'"),
+    (['--max_minutes=nan'], "argument --max_minutes: must be a positive float, got 'nan'"),
     (['--restore_from=nowhere'], '--restore_from nowhere: no checkpoint found there'),
 ])
 def test_bad_flags_are_one_line_errors(train_main, corpus, tmp_path, capsys, flags, message):

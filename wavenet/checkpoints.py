@@ -30,9 +30,10 @@ POSTPROCESSING_BIASES = ('postprocess1_bias', 'postprocess2_bias')
 # -- layout and discovery ----------------------------------------------------------------
 
 def create_checkpoint(net, optimizer, average=None):
-    """The checkpoint layout shared with generation: ``step``, ``model`` and ``optimizer``,
-    and ``average`` when given (generation restores ``tf.train.Checkpoint(model=net)``, or
-    with ``average``, from the same files)."""
+    """The checkpoint layout shared with generation: ``step``, ``seconds`` (the wall time
+    its trainings spent, for a time budget), ``model`` and ``optimizer``, and ``average``
+    when given (generation restores ``tf.train.Checkpoint(model=net)``, or with
+    ``average``, from the same files)."""
     # Creating the optimizer's slots now, for every weight, makes a restore fill them at
     # once instead of waiting for the first update, and keeps the layout the same whether
     # or not a weight has a gradient.
@@ -42,7 +43,8 @@ def create_checkpoint(net, optimizer, average=None):
     # loss scale is not kept: it finds its level again within a few steps).
     optimizer = getattr(optimizer, 'inner_optimizer', optimizer)
     kept = {} if average is None else {'average': average}
-    return tf.train.Checkpoint(step=tf.Variable(-1, dtype=tf.int64), model=net,
+    return tf.train.Checkpoint(step=tf.Variable(-1, dtype=tf.int64),
+                               seconds=tf.Variable(0.0, dtype=tf.float64), model=net,
                                optimizer=optimizer, **kept)
 
 
@@ -308,7 +310,7 @@ def restore_training(checkpoint, directory):
     print('  Restoring...', end='', flush=True)
     original = is_tf1_checkpoint(prefix)
     names = _variable_names(prefix)
-    with_optimizer = not original and any(name.startswith('optimizer/') for name in names)
+    with_optimizer = not original and _holds(names, 'optimizer')
     average = getattr(checkpoint, 'average', None)
     with_average = average is not None and holds_average(names)
     try:
@@ -318,6 +320,7 @@ def restore_training(checkpoint, directory):
         else:
             # Only the objects the file holds: the others start fresh.
             held = dict(step=checkpoint.step, model=checkpoint.model)
+            held.update({'seconds': checkpoint.seconds} if _holds(names, 'seconds') else {})
             held.update({'optimizer': checkpoint.optimizer} if with_optimizer else {})
             held.update({'average': average} if with_average else {})
             restore_exactly(tf.train.Checkpoint(**held), prefix)
@@ -334,6 +337,11 @@ def restore_training(checkpoint, directory):
     step = int(checkpoint.step.numpy())
     print(f'  Global step was: {step}')
     return step
+
+
+def _holds(names, name):
+    """Whether a checkpoint of variable ``names`` holds the object ``name``."""
+    return any(n.split('/', 1)[0] == name for n in names)
 
 
 def _variable_names(prefix):

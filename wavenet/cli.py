@@ -3,6 +3,7 @@
 Imports no TensorFlow, so that ``wavenet/__init__`` can use it around TensorFlow's import.
 """
 import argparse
+import atexit
 import contextlib
 import errno
 import gc
@@ -138,6 +139,9 @@ def run(main, skip_teardown=False):
         if status is not None and not isinstance(status, int):
             print(status, file=sys.stderr)  # as sys.exit prints a message
             status = 1
+        # The exit functions still run: AutoGraph's removes the files it wrote in the
+        # temporary folder.
+        atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status or 0)

@@ -153,12 +153,17 @@ def distribute_batches(strategy, make_dataset, batch_size):
     return iter(strategy.distribute_datasets_from_function(dataset_fn))
 
 
-def any_worker(strategy, flag):
-    """Whether ``flag`` is set on any worker; every worker must ask at the same point, so
-    that all stop after the same step (one worker's Ctrl-C stops the cluster)."""
+def chief_decides(strategy, chief, flag, values):
+    """``(whether flag is set on any worker, the chief's values)`` on every worker, in one
+    all-reduce; every worker must ask at the same point. So all stop after the same step
+    (one worker's Ctrl-C stops the cluster) and take what the chief's clock says: when
+    the time is spent, and each step's learning rate."""
     if not is_multi_worker(strategy):
-        return flag
-    return bool(_all_workers_mean(strategy)(tf.constant([float(flag)], tf.float64))[0] > 0)
+        return flag, tuple(values)
+    # The chief's values survive the mean as its share, which divides back out.
+    vector = [float(flag), float(chief)] + [float(chief) * value for value in values]
+    mean = _all_workers_mean(strategy)(tf.constant(vector, tf.float64)).numpy()
+    return bool(mean[0] > 0), tuple(float(value / mean[1]) for value in mean[2:])
 
 
 def differs_between_workers(strategy, value):

@@ -121,6 +121,7 @@ class Stopwatch:
     def __init__(self, started=None):
         self.started = time.perf_counter() if started is None else started
         self.seconds = dict.fromkeys(self.PARTS, 0.0)
+        self.last = dict.fromkeys(self.PARTS, 0.0)  # each part's latest timing, whole
         self._open = []  # the parts being timed, innermost last, with their start times
 
     @contextlib.contextmanager
@@ -133,6 +134,7 @@ class Stopwatch:
             elapsed = time.perf_counter() - start
             self._open.pop()
             self.seconds[part] += elapsed
+            self.last[part] = elapsed
             if self._open:
                 self.seconds[self._open[-1]] -= elapsed
 
@@ -159,25 +161,59 @@ class Stopwatch:
                 tf.summary.scalar(f'time/{part.replace(" ", "_")}', seconds)
 
 
-SCHEDULES = ('constant', 'cosine')
-# A cosine schedule ends at this fraction of the initial rate, not at zero: its last steps
-# still learn, and the weight average follows them.
-COSINE_FLOOR = 1 / 30
+SCHEDULES = ('constant', 'cosine', 'linear')
+# A decaying schedule ends at this fraction of the initial rate, not at zero: its last
+# steps still learn, and the weight average follows them.
+SCHEDULE_FLOOR = 1 / 30
 
 
-def learning_rate_schedule(name, initial, num_steps):
-    """The learning rate of every step: ``constant`` (the original's), or ``cosine``: half
-    a cosine from ``initial`` at step 0 down to ``COSINE_FLOOR * initial`` at the last
-    step, ``num_steps - 1`` (a function of the step alone, so a resumed training takes up
-    the same curve)."""
+def learning_rate_schedule(name, initial):
+    """The learning rate as a function of the training's progress, the fraction of its
+    budget spent (``Budget.progress``: 0 at its start, 1 at its last step): ``constant``
+    (the original's), or from ``initial`` down to ``SCHEDULE_FLOOR * initial`` along half
+    a cosine (``cosine``) or a straight line (``linear``, as Li, Yumer and Ramanan's
+    budgeted training). A function of the progress alone, so a resumed training takes up
+    the same curve."""
     if name == 'constant':
-        return lambda step: initial
+        return lambda progress: initial
+    shape = {'cosine': lambda done: 0.5 * (1 + math.cos(math.pi * done)),
+             'linear': lambda done: 1 - done}[name]
 
-    def cosine(step):
-        progress = min(step / max(num_steps - 1, 1), 1.0)
-        return initial * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi
-                                                                               * progress)))
-    return cosine
+    def rate(progress):
+        return initial * (SCHEDULE_FLOOR + (1 - SCHEDULE_FLOOR)
+                          * shape(min(max(progress, 0.0), 1.0)))
+    return rate
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """What a training may spend: its steps up to ``num_steps`` and, with ``seconds``, that
+    much wall time in all, counted from the start of each run's process (start-up,
+    compiling, validation, samples and checkpoints included, so the minutes promised are
+    the minutes a user waits), ``spent_before`` of them by the earlier runs of its logdir.
+    Whichever runs out first ends the training, and the schedule runs over it."""
+    num_steps: int
+    seconds: float | None = None
+    spent_before: float = 0.0
+
+    def spent(self, clock):
+        """The seconds spent so far, this run's by ``clock`` (a ``Stopwatch``)."""
+        return self.spent_before + clock.wall()
+
+    def progress(self, step, spent, reserve=0.0):
+        """The fraction of the budget spent (0 to 1) as step ``step`` starts, ``spent``
+        seconds in: the larger of the steps' share and the time's, whose end is
+        ``reserve`` seconds early (kept for the last checkpoint and samples), so the
+        schedule reaches its floor at the last step however fast the machine is."""
+        done = step / max(self.num_steps - 1, 1)
+        if self.seconds is not None:
+            done = max(done, spent / max(self.seconds - reserve, 1e-9))
+        return min(done, 1.0)
+
+    def out_of_time(self, spent, reserve=0.0):
+        """Whether a step that ended ``spent`` seconds in must be the last one: the
+        ``reserve`` for the last checkpoint and samples would not fit after another."""
+        return self.seconds is not None and spent + reserve >= self.seconds
 
 
 class TrainingDiverged(RuntimeError):
@@ -189,8 +225,9 @@ class WorkerLost(RuntimeError):
     """Another worker of a multi-worker training stopped answering."""
 
 
-def save(manager, step, chief=True):
-    """Writes ``model.ckpt-<step>``, unless a weight is no longer finite. In a cluster
+def save(manager, step, chief=True, seconds=None):
+    """Writes ``model.ckpt-<step>``, unless a weight is no longer finite, with the wall
+    ``seconds`` its trainings have spent (``Budget.spent``) when given. In a cluster
     every worker saves (saving may need them all), the others into a scratch folder."""
     net = manager.checkpoint.model
     if not all(np.isfinite(v.numpy()).all() for v in net.trainable_variables):
@@ -199,6 +236,8 @@ def save(manager, step, chief=True):
     if chief:
         print(f'Storing checkpoint to {manager.directory} ...', end='', flush=True)
     manager.checkpoint.step.assign(step)
+    if seconds is not None:
+        manager.checkpoint.seconds.assign(seconds)
     try:
         manager.save(checkpoint_number=step)
     except (tf.errors.OpError, OSError) as e:
@@ -263,14 +302,15 @@ _LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededErr
 class TrainingPlan:
     """What a training run does, and when.
 
-    ``validation`` (of ``make_validation``) runs with every periodic checkpoint: its loss
-    is printed and logged as ``validation_loss``. ``sampler`` (a ``summaries.Sampler``)
-    writes generated audio every ``sample_every`` steps and after the last step.
-    ``learning_rate`` (a function of the step, see ``learning_rate_schedule``) sets the
-    optimizer's rate before every step; ``None`` leaves it as it is. ``store_metadata``
-    profiles one step in ``PROFILE_EVERY``."""
+    ``budget`` (a ``Budget``) says when it ends. ``validation`` (of ``make_validation``)
+    runs with every periodic checkpoint: its loss is printed and logged as
+    ``validation_loss``. ``sampler`` (a ``summaries.Sampler``) writes generated audio every
+    ``sample_every`` steps and after the last step. ``learning_rate`` (a function of the
+    budget's progress, see ``learning_rate_schedule``) sets the optimizer's rate before
+    every step; ``None`` leaves it as it is. ``store_metadata`` profiles one step in
+    ``PROFILE_EVERY``."""
     first_step: int
-    num_steps: int
+    budget: Budget
     checkpoint_every: int
     gc_enabled: bool = False
     histograms: bool = False
@@ -280,18 +320,30 @@ class TrainingPlan:
     sample_every: int = 0
     learning_rate: object = None
 
+    @property
+    def num_steps(self):
+        return self.budget.num_steps
+
+
+# What a training's process takes after its last checkpoint and samples (the last events
+# written, the interpreter's exit), kept in a time budget's reserve.
+ENDING_SECONDS = 1.0
+
 
 def train(train_step, batches, manager, writer, plan, strategy=None, chief=True,
           stopwatch=None):
-    """Runs steps ``plan.first_step .. plan.num_steps - 1`` on ``batches`` (an iterator of
+    """Runs steps from ``plan.first_step`` until the plan's budget is spent (its steps,
+    ``plan.num_steps - 1`` the last, or its time) on ``batches`` (an iterator of
     ``(audio, gc_ids)``, or ``(audio, gc_ids, frames)`` for a vocoder), logging to
     ``writer`` and saving through ``manager`` every ``plan.checkpoint_every`` steps, on the
     last step and when stopped. A non-finite loss raises ``TrainingDiverged`` without
     saving, so the last good checkpoint stays newest.
 
     Under a multi-worker ``strategy`` every worker runs this loop in step: a stop request
-    on any of them stops all after the same step, and only the ``chief`` prints where
-    checkpoints go and profiles. A worker that stops answering raises ``WorkerLost``.
+    on any of them stops all after the same step, the chief's clock decides for all when
+    the time is spent and what each step's learning rate is, and only the ``chief``
+    prints where checkpoints go and profiles. A worker that stops answering raises
+    ``WorkerLost``.
 
     ``stopwatch`` (a ``Stopwatch``, started with the process) counts where the time goes;
     the chief prints its line and logs it as ``time/*`` when the loop ends, however."""
@@ -308,24 +360,45 @@ def train(train_step, batches, manager, writer, plan, strategy=None, chief=True,
                 audio_spec, gc_spec if plan.gc_enabled else None, next(iter(frames_spec), None))
     completed = saved = plan.first_step - 1
     healthy = True
+
+    def checkpoint(step):
+        with clock.timing('checkpoints'):
+            save(manager, step, chief, plan.budget.spent(clock))
+
     try:
         with stop_requests() as stop:
-            for step in range(plan.first_step, plan.num_steps):
+            _, out_of_time, progress = _take_stock(plan, strategy, chief, clock,
+                                                   completed, False)
+            if out_of_time and plan.first_step > 0 and chief:
+                print(f'{_budget(plan)} was spent by the earlier trainings in '
+                      f'{manager.directory}: no step to take.')
+            steps = range(plan.first_step, plan.num_steps)
+            for step in steps if not (out_of_time and plan.first_step > 0) else ():
                 # The first step of a run traces the step and has XLA compile it.
                 part = 'compiling' if step == plan.first_step else 'steps'
+                if plan.learning_rate is not None:
+                    manager.checkpoint.optimizer.learning_rate.assign(
+                        plan.learning_rate(progress))
                 _step(train_step, batches, manager, writer, plan, step, chief, clock, part)
                 completed = step
                 if step % plan.checkpoint_every == 0:
-                    with clock.timing('checkpoints'):
-                        save(manager, step, chief)
+                    checkpoint(step)
                     saved = step
                     with clock.timing('validation'):
                         _validate(plan.validation, writer, step)
-                if plan.sampler is not None and (step % plan.sample_every == 0
-                                                 or step == plan.num_steps - 1):
+                sampled = plan.sampler is not None and step % plan.sample_every == 0
+                if sampled:
                     with clock.timing('samples'):
                         plan.sampler(step, writer, clock)
-                if distribution.any_worker(strategy, stop.is_set()):
+                requested, out_of_time, progress = _take_stock(plan, strategy, chief, clock,
+                                                               step, stop.is_set())
+                if out_of_time and chief:
+                    print(_spent_line(plan, step, clock))
+                last = out_of_time or step == plan.num_steps - 1
+                if plan.sampler is not None and last and not sampled:
+                    with clock.timing('samples'):
+                        plan.sampler(step, writer, clock)
+                if requested or out_of_time:
                     break
     except KeyboardInterrupt:
         print()
@@ -347,10 +420,38 @@ def train(train_step, batches, manager, writer, plan, strategy=None, chief=True,
     finally:
         try:
             if healthy and completed > saved:
-                with clock.timing('checkpoints'):
-                    save(manager, completed, chief)
+                checkpoint(completed)
         finally:
             _finish(clock, writer, completed, chief)
+
+
+def _take_stock(plan, strategy, chief, clock, step, requested):
+    """``(stop requested, out of time, progress)`` after step ``step``: whether any worker
+    asked to stop, whether the time budget is spent, and the budget's progress as the next
+    step starts. The chief's clock decides the last two for every worker, so that all
+    stop after the same step and step with the same learning rate."""
+    spent = plan.budget.spent(clock)
+    # What the end will cost: the last checkpoint and samples take about what the
+    # latest ones took.
+    reserve = ENDING_SECONDS + clock.last['checkpoints'] + (
+        clock.last['samples'] if plan.sampler is not None else 0.0)
+    requested, (out_of_time, progress) = distribution.chief_decides(
+        strategy, chief, requested, (float(plan.budget.out_of_time(spent, reserve)),
+                                     plan.budget.progress(step + 1, spent, reserve)))
+    return requested, out_of_time > 0.5, progress
+
+
+def _budget(plan):
+    return f'The budget of {plan.budget.seconds / 60:g} minutes'
+
+
+def _spent_line(plan, step, clock):
+    """The line that ends a training by the clock: how many steps the minutes bought."""
+    if step == plan.first_step == 0:
+        return f'{_budget(plan)} was spent before the first step ended: step 0 is the only one.'
+    run = (f'this run: steps {plan.first_step} to {step}, {clock.wall() / 60:.1f} minutes'
+           if plan.first_step else f'{clock.wall() / 60:.1f} minutes to its last step')
+    return f'{_budget(plan)} is spent: it bought {step + 1} steps ({run}).'
 
 
 def _finish(clock, writer, step, chief):
@@ -364,10 +465,8 @@ def _finish(clock, writer, step, chief):
 
 
 def _step(train_step, batches, manager, writer, plan, step, chief, clock, part):
-    """Step ``step``: its learning rate, its batch, its update, its line and summaries."""
+    """Step ``step``: its batch, its update, its line and summaries."""
     start_time = time.perf_counter()
-    if plan.learning_rate is not None:
-        manager.checkpoint.optimizer.learning_rate.assign(plan.learning_rate(step))
     with clock.timing('input'):
         batch = next(batches, None)
     if batch is None:
