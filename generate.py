@@ -10,7 +10,6 @@ import datetime
 import math
 import os
 import random
-import sys
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -360,7 +359,7 @@ def generate_audio(args, plan):
             if args.save_every and done % args.save_every == 0 and done < args.samples:
                 for writer in writers:
                     writer.save()
-        print(file=sys.stderr)
+        print()
         for writer in writers:
             writer.save()
             print(f'The result was saved to {writer.path}')
@@ -391,8 +390,9 @@ def progress(done, samples, count, chunk_began, rows):
     for compiling the loop); returns when the next chunk began."""
     now = time.perf_counter()
     rate = count / (now - chunk_began)
+    # On stdout, as the original: stderr is for what a user should act on.
     print(f'\rSample {done}/{samples} ({rate:.0f} samples/s{" per row" if rows > 1 else ""})',
-          end='', file=sys.stderr, flush=True)
+          end='', flush=True)
     return now
 
 

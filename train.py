@@ -45,6 +45,7 @@ from wavenet.cli import (  # noqa: E402
     run,
     str_to_bool,
 )
+from wavenet.logdir_lock import LogdirLock  # noqa: E402
 from wavenet.params import NetworkDescription, build_model  # noqa: E402
 from wavenet.summaries import Sampler  # noqa: E402
 from wavenet.training import (  # noqa: E402
@@ -69,7 +70,8 @@ CHECKPOINT_EVERY = 50
 NUM_STEPS = int(1e5)
 LEARNING_RATE = 1e-3
 WAVENET_PARAMS = './wavenet_params.json'
-STARTED_DATESTRING = f'{datetime.now():%Y-%m-%dT%H-%M-%S}'
+STARTED_AT = f'{datetime.now():%Y-%m-%d %H:%M:%S}'
+STARTED_DATESTRING = STARTED_AT.replace(' ', 'T').replace(':', '-')
 SAMPLE_SIZE = 100000
 L2_REGULARIZATION_STRENGTH = 0
 SILENCE_THRESHOLD = 0.3
@@ -268,12 +270,34 @@ class Setup:
     reader: AudioReader
     held_out: list
     strategy: tf.distribute.Strategy
+    lock: LogdirLock | None
 
 
 def check_everything(args):
     """The checks on the flags, the params file and the corpus, before a model is built
-    or a file written; a ``ValueError`` naming what is at fault."""
+    or a file written (but the logdir's lock); a ``ValueError`` naming what is at
+    fault."""
     logdir, restore_from = validate_directories(args)
+    lock = hold(args, logdir)
+    try:
+        return Setup(logdir, restore_from, *check_inputs(args, restore_from), lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def hold(args, logdir):
+    """This training's lock on its logdir (``None`` for a worker of a cluster that is not
+    its chief: the chief alone writes there)."""
+    if not distribution.writes_logdir(args.distribute):
+        return None
+    return LogdirLock(logdir, STARTED_AT).acquire()
+
+
+def check_inputs(args, restore_from):
+    """``(description, reader, held_out, strategy)`` after the checks of the params file,
+    the corpus and the devices."""
     compilation_cache.enable(args.cache_dir)  # read when XLA first compiles
     description = NetworkDescription.load(args.wavenet_params)
     reader = create_reader(args, description)
@@ -289,7 +313,7 @@ def check_everything(args):
     if len(reader.files) < workers:
         raise ValueError(f'--data_dir {args.data_dir}: {len(reader.files)} file(s) '
                          f'cannot be shared among {workers} workers')
-    return Setup(logdir, restore_from, description, reader, held_out, strategy)
+    return description, reader, held_out, strategy
 
 
 def restore(checkpoint, setup):
@@ -317,6 +341,15 @@ def main(argv=None):
         setup = check_everything(args)
     except ValueError as e:
         parser.error(str(e))
+    try:
+        build_and_train(parser, args, setup)
+    finally:
+        if setup.lock is not None:
+            setup.lock.release()
+
+
+def build_and_train(parser, args, setup):
+    """Builds the network, restores it, and trains it as ``args`` say."""
     strategy, chief = setup.strategy, distribution.is_chief(setup.strategy)
     if distribution.describe(strategy):
         print(distribution.describe(strategy))

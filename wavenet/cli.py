@@ -9,8 +9,10 @@ import errno
 import gc
 import math
 import os
+import re
 import shutil
 import sys
+import threading
 import traceback
 
 
@@ -160,6 +162,42 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         fail(self.prog, message)
+
+
+# Lines TensorFlow's C++ logging prints that report no fault: XLA reading a compiled
+# executable from the persistent cache tries it as a text proto before the binary one it
+# is, and logs the failed text parse as an error.
+HARMLESS_NATIVE_LINES = re.compile(
+    rb'text_format\.cc:\d+\] Error parsing text-format tensorflow\.XlaSerializedCacheEntry')
+
+
+@contextlib.contextmanager
+def native_stderr_filtered(harmless=HARMLESS_NATIVE_LINES):
+    """Drops the lines matching ``harmless`` (bytes pattern) from the process's stderr
+    (file descriptor 2, where C++ logs) while inside, forwarding every other line as it
+    comes: unlike ``native_stderr_silenced``, a warning another thread prints meanwhile
+    (a corpus file skipped, say) still reaches the user."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward():
+        with os.fdopen(read_end, 'rb') as pipe:
+            for line in pipe:
+                if not harmless.search(line):
+                    os.write(saved, line)
+
+    forwarding = threading.Thread(target=forward, name='stderr-filter', daemon=True)
+    forwarding.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last writer closed: the forwarding ends
+        forwarding.join(timeout=5)  # unless a child process still holds the pipe
+        os.close(saved)
 
 
 @contextlib.contextmanager

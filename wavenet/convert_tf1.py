@@ -11,6 +11,7 @@ and ``train.py --logdir converted`` continues at step 80001.
 import os
 import shutil
 import sys
+from datetime import datetime
 
 from . import load_tensorflow
 
@@ -27,6 +28,7 @@ from .cli import (  # noqa: E402
     native_stderr_silenced,
     positive,
 )
+from .logdir_lock import LogdirLock  # noqa: E402
 from .params import NetworkDescription, build_model  # noqa: E402
 
 
@@ -80,29 +82,41 @@ def convert(prefix, description, logdir):
     return path
 
 
+def checked_conversion(args):
+    """``(the checkpoint written, the original's)`` once the flags, the original
+    checkpoint and the network describing it are found to fit."""
+    if checkpoints.latest_checkpoint(args.logdir):
+        raise ValueError(f'--logdir {args.logdir}: already holds checkpoints; choose an '
+                         'empty folder')
+    description = NetworkDescription.load(args.wavenet_params).with_speakers(
+        args.gc_channels, args.gc_cardinality)
+    prefix = checkpoints.find_checkpoint(args.checkpoint)
+    if not checkpoints.is_tf1_checkpoint(prefix):
+        raise ValueError(f'{prefix} is not a checkpoint of the original toolkit (no '
+                         'variable under wavenet/)')
+    checkpoints.check_checkpoint(prefix, description, args.wavenet_params)
+    return convert(prefix, description, args.logdir), prefix
+
+
 def main(argv=None):
     parser = get_arguments()
     args = parser.parse_args(argv)
     if (args.gc_channels is None) != (args.gc_cardinality is None):
         parser.error('--gc_channels and --gc_cardinality go together (the original needed '
                      'both for a speaker-conditioned network)')
+    lock = None
     try:
         check_output_directory(args.logdir, '--logdir')
-        if os.path.isdir(args.logdir) and checkpoints.latest_checkpoint(args.logdir):
-            raise ValueError(f'--logdir {args.logdir}: already holds checkpoints; choose an '
-                             'empty folder')
-        description = NetworkDescription.load(args.wavenet_params).with_speakers(
-            args.gc_channels, args.gc_cardinality)
-        prefix = checkpoints.find_checkpoint(args.checkpoint)
-        if not checkpoints.is_tf1_checkpoint(prefix):
-            raise ValueError(f'{prefix} is not a checkpoint of the original toolkit (no '
-                             'variable under wavenet/)')
-        checkpoints.check_checkpoint(prefix, description, args.wavenet_params)
-        path = convert(prefix, description, args.logdir)
+        # A training there would save beside (or over) what is written here.
+        lock = LogdirLock(args.logdir, f'{datetime.now():%Y-%m-%d %H:%M:%S}').acquire()
+        path, prefix = checked_conversion(args)
     except ValueError as e:
         parser.error(str(e))
     except DiskFull as e:
         fail(parser.prog, e, status=1)
+    finally:
+        if lock is not None:
+            lock.release()
     print(f'Converted {prefix} into {path}')
     print(f'Generate with: python generate.py {args.logdir}')
 

@@ -59,6 +59,19 @@ def cluster_spec():
     return config
 
 
+def writes_logdir(kind):
+    """Whether this process writes the logdir of a training under ``--distribute kind``:
+    every one but the workers of a cluster (``TF_CONFIG``) that are not its chief (as
+    ``is_chief``, known before the strategy starts TensorFlow's runtime)."""
+    cluster = cluster_spec()
+    if cluster is None or kind in ('none', 'mirrored'):
+        return True
+    task, members = cluster['task'], cluster['cluster']
+    if task['type'] == 'chief':
+        return True
+    return task['type'] == 'worker' and int(task['index']) == 0 and 'chief' not in members
+
+
 def choose_strategy(kind, cpu_devices=None):
     """The strategy for ``--distribute kind``: ``auto`` takes several workers when
     ``TF_CONFIG`` is set, else every GPU when there are several, else one device.

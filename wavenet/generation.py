@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from . import compilation_cache, lpc
 from .audio_reader import load_audio, trim_silence
-from .cli import native_stderr_silenced
+from .cli import native_stderr_filtered
 from .features import frame_count
 
 # Samples per compiled call: small enough to show progress, large enough that the call
@@ -263,9 +263,9 @@ class _FastGeneration:
         """Pushes the start codes, then yields the drawn codes chunk by chunk."""
         chunk, samples = self.inputs.chunk, self.inputs.samples
         self.threads = [concurrent.futures.ThreadPoolExecutor(1) for _ in self.groups]
-        # Quiet: the first call compiles the loop, or loads it from the compilation
-        # cache, and XLA logs errors it recovers from as it reads the file.
-        with native_stderr_silenced():
+        # The first call compiles the loop, or loads it from the compilation cache, and
+        # XLA logs a false alarm as it reads the file.
+        with native_stderr_filtered():
             for first in range(int(self.settled), self.start.shape[1], chunk):
                 self._submit(first, self.start[:, first:first + chunk], self.silent)()
         ahead = self._submit_samples(0) if samples > 0 else None

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import distribution
-from .cli import DiskFull, disk_full
+from .cli import DiskFull, disk_full, native_stderr_filtered
 
 # With --store_metadata, one step in this many is profiled (as the original).
 PROFILE_EVERY = 50
@@ -476,7 +476,9 @@ def _step(train_step, batches, manager, writer, plan, step, chief, clock, part):
     if profiling:
         print('Storing metadata')
         tf.profiler.experimental.start(manager.directory)
-    with clock.timing(part):
+    # Compiling reads the persistent cache, of which XLA's C++ logs a false alarm.
+    with clock.timing(part), (native_stderr_filtered() if part == 'compiling' else
+                              contextlib.nullcontext()):
         losses = train_step(audio, gc_ids if plan.gc_enabled else None,
                             next(iter(frames), None))
         objective = float(losses.get('total_loss', losses['loss']))
