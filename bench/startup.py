@@ -66,7 +66,7 @@ inputs = generation._inputs(net, lambda begin, count: streams(begin + 1, count),
 run = generation._FastGeneration(net, start, inputs)
 (group,) = run.groups
 call = (*group.carry[:2], group.gc_embedding, run.drawn, run._sample_draws(0),
-        inputs.temperature, None, (), None)
+        inputs.temperature, None, None, None, ())
 t = phase('inputs and the steady state', t)
 run.loop.run.get_concrete_function(*call)
 t = phase('tracing the loop', t)

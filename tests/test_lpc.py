@@ -11,6 +11,7 @@ from wavenet import lpc
 from wavenet.features import MelFeatures
 from wavenet.generation import ConditioningRows, generate, start_waveform, uniform_streams
 from wavenet.output import MuLawSoftmax
+from wavenet.period import PeriodInput
 
 FEATURES = MelFeatures(16000, 80, 256)
 ORDER = 16
@@ -67,6 +68,21 @@ def test_coefficients_solve_the_normal_equations_of_the_features_spectrum():
     frames = np.concatenate([speechlike, rng.uniform(-11, 2, (6, 80))]).astype(np.float32)
     np.testing.assert_allclose(PREDICTION.coefficients(frames).numpy(),
                                numpy_coefficients(frames), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('expansion', [0.95, 0.98])
+def test_bandwidth_expansion_pulls_every_pole_towards_the_origin(expansion):
+    """A vowel's synthesis filter: with the expansion, each pole (a root of
+    z^order - c_1 z^(order-1) - ... - c_order) is the same pole moved towards the origin by
+    the factor, so each resonance is wider and rings less."""
+    frames = FEATURES(speech_like(0.5, 5))[5:6]
+    plain = PREDICTION.coefficients(frames).numpy()[0].astype(np.float64)
+    expanded = lpc.LinearPrediction(ORDER, FEATURES, expansion).coefficients(frames)
+    poles = np.roots(np.concatenate([[1], -plain]))
+    moved = np.roots(np.concatenate([[1], -expanded.numpy()[0].astype(np.float64)]))
+    by_angle = lambda roots: roots[np.lexsort([roots.imag, roots.real])]  # noqa: E731
+    np.testing.assert_allclose(by_angle(moved), by_angle(expansion * poles), atol=2e-3)
+    assert np.abs(poles).max() > 0.95  # the vowel's formants: poles near the unit circle
 
 
 def test_silence_predicts_nothing():
@@ -191,11 +207,17 @@ def test_the_network_reads_and_predicts_the_excitation():
         cross_entropy, rel=1e-5)
 
 
-def test_fast_generation_equals_full_window_and_batches_equal_rows_alone():
+@pytest.mark.parametrize('period_input', [False, True], ids=['lpc', 'lpc and period'])
+def test_fast_generation_equals_full_window_and_batches_equal_rows_alone(period_input):
     """The compiled loop (chunks of 128) draws what the full-window path draws, a row
     generated in a batch what it draws alone, and predict_proba gives the distribution of
-    each sample that the loop drew from."""
-    net = small_lpc_net()
+    each sample that the loop drew from; with the period input too (its histories in the
+    loop's state, its taps over the whole window in the other paths)."""
+    net = small_lpc_net(period_input=PeriodInput(FEATURES) if period_input else None)
+    # Small excitations more likely than large ones, as a trained vocoder's: the samples
+    # stay below full scale (a clipped sample is read unclipped by the loop's prediction,
+    # clipped by predict_proba's).
+    net.postprocessing.postprocess2_bias.assign(-0.1 * np.abs(np.arange(256) - 128.0))
     frames = np.stack([FEATURES(speech_like(0.3, seed)) for seed in (3, 4)])
     noise = uniform_streams(7, [0, 1], 401)
     start = start_waveform(net, noise[:, 0])
@@ -210,19 +232,21 @@ def test_fast_generation_equals_full_window_and_batches_equal_rows_alone():
     single = np.concatenate(list(generate(net, start[1:], noise[1:, 1:], chunk=128,
                                           local_condition=alone)), axis=1)
     np.testing.assert_array_equal(single[0], fast[1])
-    # The distribution of sample 300 of row 0 given the 299 before it: the draw inverts
-    # its cumulative distribution at the loop's uniform.
-    waveform = np.concatenate([start[:1], fast[:1, :299]], axis=1)
+    # The distribution of sample n of row 0 given those before it: the draw inverts its
+    # cumulative distribution at the loop's uniform.
     padded = np.concatenate([FEATURES.silence(-(-start.shape[1] // 256))[None],
                              frames[:1]], axis=1)
     offset = -(-start.shape[1] // 256) * 256 - start.shape[1]
-    padded_waveform = np.concatenate([np.full((1, offset), lpc.SAMPLES.silence), waveform],
-                                     axis=1)
-    proba = net.predict_proba(padded_waveform, local_condition=padded)[0].numpy()
-    assert proba.sum() == pytest.approx(1, abs=1e-5)
-    cdf = np.cumsum(proba)
-    u = float(noise[0, 1 + 299])
-    assert fast[0, 299] == np.searchsorted(cdf, u * cdf[-1], side='right')
+    assert not np.isin(fast, [0, lpc.SAMPLES.codes - 1]).any()
+    for n in (100, 200, 399):
+        waveform = np.concatenate([start[:1], fast[:1, :n]], axis=1)
+        padded_waveform = np.concatenate([np.full((1, offset), lpc.SAMPLES.silence),
+                                          waveform], axis=1)
+        proba = net.predict_proba(padded_waveform, local_condition=padded)[0].numpy()
+        assert proba.sum() == pytest.approx(1, abs=1e-5)
+        cdf = np.cumsum(proba)
+        u = float(noise[0, 1 + n])
+        assert fast[0, n] == np.searchsorted(cdf, u * cdf[-1], side='right')
 
 
 def test_the_incremental_api_refuses_a_network_with_linear_prediction():

@@ -132,6 +132,11 @@ def test_vocoder_params_and_their_description(tmp_path):
     assert net.local_condition_channels == 80 and net.lc_hop_length == 256
     assert net.dilated_stack[0].lc_filter.shape == (1, 80, 32)
     assert net.receptive_field == 5117  # conditioning does not widen it
+    # A period input's taps reach back a little further than the demo vocoder's layers.
+    demo = json.loads(open(os.path.join(ROOT, 'demo', 'vocoder_params.json')).read())
+    for period_input, field in ((False, 256), (True, 320 + 3)):
+        described = NetworkDescription(**dict(demo, period_input=period_input))
+        assert described.receptive_field == build_model(described).receptive_field == field
 
 
 @pytest.mark.parametrize('change, message', [
@@ -153,6 +158,10 @@ def test_vocoder_params_and_their_description(tmp_path):
      '"lpc_order" needs a vocoder'),
     (dict(lpc_order=16, output_distribution='mixture_of_logistics', scalar_input=True,
           quantization_channels=65536), '"lpc_order" needs the softmax output'),
+    (dict(lpc_bandwidth_expansion=1.5), '"lpc_bandwidth_expansion" must be a number in (0, 1]'),
+    (dict(lpc_bandwidth_expansion='0.9'), '"lpc_bandwidth_expansion" must be a number in (0, 1]'),
+    (dict(period_input=1), '"period_input" must be true or false, got 1'),
+    (dict(period_input=True), '"period_input" needs linear prediction ("lpc_order")'),
     (dict(lc_context_channels=1.5), '"lc_context_channels" must be a non-negative integer'),
     (dict(lc_context_channels=64, lc_channels=None, lc_hop_length=None,
           lc_upsample_scales=None), '"lc_context_channels" needs a vocoder'),

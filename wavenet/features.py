@@ -35,19 +35,20 @@ def _mel_basis(sample_rate, n_fft, channels, fmin, fmax):
 
 
 def log_mel(audio, sample_rate, channels, hop_length, n_fft=1024, fmin=0.0, fmax=None):
-    """``[ceil(len(audio) / hop_length), channels]`` float32 log-mel frames of mono audio."""
+    """``[ceil(n / hop_length), channels]`` float32 log-mel frames of mono audio of ``n``
+    samples (``[..., frames, channels]`` of several clips ``[..., n]`` alike)."""
     audio = np.asarray(audio, np.float32)
-    frames = frame_count(len(audio), hop_length)
+    frames = frame_count(audio.shape[-1], hop_length)
     if frames == 0:
-        return np.zeros([0, channels], np.float32)
+        return np.zeros([*audio.shape[:-1], 0, channels], np.float32)
     # Window f starts at f * hop - before, so that its centre is f * hop + hop / 2.
     before = (n_fft - hop_length) // 2
-    after = (frames - 1) * hop_length + n_fft - before - len(audio)
-    padded = np.pad(audio, (before, after))
+    after = (frames - 1) * hop_length + n_fft - before - audio.shape[-1]
+    padded = np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(before, after)])
     magnitude = np.abs(librosa.stft(padded, n_fft=n_fft, hop_length=hop_length,
                                     window='hann', center=False))
     mel = _mel_basis(sample_rate, n_fft, channels, fmin, fmax) @ magnitude
-    return np.log(np.maximum(mel, LOG_FLOOR)).T.astype(np.float32)
+    return np.swapaxes(np.log(np.maximum(mel, LOG_FLOOR)), -1, -2).astype(np.float32)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile
 import tensorflow as tf
 
-from . import compilation_cache, lpc
+from . import compilation_cache, lpc, period
 from .audio_reader import load_audio, trim_silence
 from .cli import native_stderr_filtered
 from .features import frame_count
@@ -124,7 +124,7 @@ class ConditioningRows:
         # rows of a stretch depend on frames at most this many away from it
         # (and the context network, when there is one, one frame more).
         self.margin = len(net.lc_upsampling.scales) + 1 + bool(net.lc_context_channels)
-        self._coefficients = None
+        self._coefficients = self._lags = None
 
     def __call__(self, begin, count):
         first = self.origin + begin
@@ -139,10 +139,19 @@ class ConditioningRows:
         rows ``[begin, begin + count)`` condition (a network with ``lpc_order``)."""
         if self._coefficients is None:
             self._coefficients = self.net.linear_prediction.coefficients(self.frames)
+        return self._of_samples(self._coefficients, begin, count)
+
+    def lags(self, begin, count):
+        """The period lags ``[B, count]`` of the samples that rows ``[begin, begin +
+        count)`` condition (a network with a period input)."""
+        if self._lags is None:
+            self._lags = self.net.period_input.lags(self.frames)
+        return self._of_samples(self._lags, begin, count)
+
+    def _of_samples(self, per_frame, begin, count):
         first = self.origin + begin
         frames = tf.range(first, first + count) // self.hop
-        return tf.gather(self._coefficients,
-                         tf.minimum(frames, tf.shape(self.frames)[1] - 1), axis=1)
+        return tf.gather(per_frame, tf.minimum(frames, tf.shape(self.frames)[1] - 1), axis=1)
 
 
 def conditioning_rows(net, frames, start_length, samples, silence):
@@ -161,6 +170,7 @@ class _Inputs:
     chunk: int
     rows_of: object = None  # a vocoder's conditioning rows -> [B, count, C]
     coefficients_of: object = None  # linear prediction coefficients -> [B, count, order]
+    lags_of: object = None  # the period input's lags -> [B, count]
 
 
 def generate(net, start, noise, global_condition=None, temperature=1.0, fast=True,
@@ -217,10 +227,11 @@ def _inputs(net, noise, samples, global_condition, temperature, chunk, local_con
             raise ValueError('a network with linear prediction generates from a '
                              'ConditioningRows (its coefficients come from the frames)')
         coefficients_of = local_condition.coefficients
+    lags_of = None if net.period_input is None else local_condition.lags
     temperature = tf.cast(tf.cast(temperature, tf.float32), tf.float64)
     return _Inputs(noise if callable(noise) else _stretches(noise), samples,
                    net.embed_global_condition(global_condition), temperature, chunk,
-                   rows_of, coefficients_of)
+                   rows_of, coefficients_of, lags_of)
 
 
 def _stretches(rows):
@@ -317,7 +328,8 @@ class _FastGeneration:
         draws = tf.ensure_shape(draws, [None, chunk])
         return (forced, draws, self.inputs.temperature,
                 self._chunk_rows(first, self.inputs.rows_of),
-                self._chunk_rows(first, self.inputs.coefficients_of))
+                self._chunk_rows(first, self.inputs.coefficients_of),
+                self._chunk_rows(first, self.inputs.lags_of))
 
     def _submit(self, first, forced, draws):
         """Starts the chunk of pushed codes ``[first, first + chunk)`` on every row group;
@@ -350,8 +362,9 @@ class _FastGeneration:
         if lead:  # the silence before the start: the first row repeated
             rows = tf.concat([tf.repeat(rows_of(0, 1), tf.maximum(lead - first, 0), axis=1),
                               rows], axis=1)
-        rows = tf.pad(rows, [[0, 0], [0, chunk - tf.shape(rows)[1]], [0, 0]])
-        return tf.ensure_shape(rows, [None, chunk, None])
+        inner = rows.shape.rank - 2  # per row: a vector (conditioning) or a number (a lag)
+        rows = tf.pad(rows, [[0, 0], [0, chunk - tf.shape(rows)[1]]] + [[0, 0]] * inner)
+        return tf.ensure_shape(rows, [None, chunk] + [None] * inner)
 
 
 def _slow_loop(net, start, inputs):
@@ -368,7 +381,10 @@ def _slow_loop(net, start, inputs):
         rows = tf.concat([rows[:, :1], rows[:, :-1]], axis=1)
         coding = net.sample_coding
         heard = lpc.excitation_codes(output, coding.decode(start), rows,
-                                     before=coding.decode(coding.silence))[:, -field:]
+                                     before=coding.decode(coding.silence))
+        # A period input's histories: every value since the start.
+        history = (lpc.excitation_values(output, heard), coding.decode(start))
+        heard = heard[:, -field:]
         past = coding.decode(window[:, -net.linear_prediction.order:])  # what predicts
     for begin in range(0, inputs.samples, inputs.chunk):
         draws = inputs.draws_of(begin, min(inputs.chunk, inputs.samples - begin))
@@ -381,17 +397,30 @@ def _slow_loop(net, start, inputs):
             position = begun + t  # of the sample being drawn
             window_rows = None if rows is None else \
                 rows[:, max(position - field, 0) - first:position - first]
-            outputs = net._window(heard, inputs.gc_embedding, window_rows)
+            taps = None if inputs.lags_of is None else \
+                _window_taps(net, inputs.lags_of, history, position)[:, -field:]
+            outputs = net._window(heard, inputs.gc_embedding, window_rows, taps)
             code = pushed = output.sample(outputs, inputs.temperature, draws[:, t - begin])
             if coefficients_of is not None:
                 prediction = lpc.predict_next(past, coefficients_of(position - 1, 1)[:, 0])
                 code, pushed, value = lpc.next_sample(output, tf.fill(tf.shape(code), -1),
                                                       code, prediction)
                 past = tf.concat([past[:, 1:], value[:, tf.newaxis]], axis=1)
+                history = tuple(tf.concat([values, new[:, tf.newaxis]], axis=1) for values, new
+                                in zip(history, (lpc.excitation_values(output, pushed), value)))
             codes.append(code)
             window = tf.concat([window[:, 1:], code[:, tf.newaxis]], axis=1)
             heard = tf.concat([heard[:, 1:], pushed[:, tf.newaxis]], axis=1)
         yield tf.stack(codes, axis=1)
+
+
+def _window_taps(net, lags_of, history, position):
+    """The period taps of samples 1 .. ``position`` (the one being drawn), from the
+    ``history`` of every value before it (silence before that) and the lags of
+    ``lags_of``."""
+    lags = tf.concat([lags_of(0, 1), lags_of(0, position)], axis=1)  # of samples 0 .. position
+    padded = [tf.pad(values, [[0, 0], [0, 1]]) for values in history]
+    return period.tap_values(*padded, lags, net.silent_values())[:, 1:]
 
 
 def _row_groups(batch):
@@ -426,10 +455,12 @@ class _RowGroup:
     def __init__(self, net, rows, size, gc_embedding, lc_projection, coefficients=None):
         self.rows = rows  # a slice of the batch, ``size`` rows
         self.gc_embedding = None if gc_embedding is None else gc_embedding[rows]
+        lc_projection = None if lc_projection is None else lc_projection[rows]
+        if net.period_input is not None:  # whose taps then read silence too
+            lc_projection += net.project_period(period.silent_taps(net.silent_values(), size))
         # The network's input of silence (with linear prediction, an excitation of zero).
         outputs, state = net.steady_state(
-            tf.fill([size], net.output_distribution.silence),
-            self.gc_embedding, None if lc_projection is None else lc_projection[rows])
+            tf.fill([size], net.output_distribution.silence), self.gc_embedding, lc_projection)
         # With linear prediction: the last samples and the prediction of the next one.
         prediction_state = ()
         if coefficients is not None:
@@ -437,15 +468,20 @@ class _RowGroup:
             past = tf.fill([size, net.linear_prediction.order],
                            samples.decode(samples.silence))
             prediction_state = (past, lpc.predict_next(past, coefficients[rows][:, 0]))
+        if net.period_input is not None:
+            # The excitation's and the samples' values that a period input reads.
+            prediction_state += period.silent_history(net.silent_values(), size,
+                                                      net.period_input.reach)
         self.carry = (outputs, state, prediction_state)
 
-    def run_chunk(self, loop, carry, forced, noise, temperature, lc_rows, lpc_rows):
+    def run_chunk(self, loop, carry, forced, noise, temperature, lc_rows, lpc_rows,
+                  lag_rows=None):
         """One chunk of the compiled loop from ``carry``: ``(codes, the next carry)``."""
         outputs, state, prediction_state = carry
         codes, *carry = loop.run(
             outputs, state, self.gc_embedding, forced[self.rows], noise[self.rows],
-            temperature, None if lc_rows is None else lc_rows[self.rows],
-            prediction_state, None if lpc_rows is None else lpc_rows[self.rows])
+            temperature, *(None if rows is None else rows[self.rows]
+                           for rows in (lc_rows, lpc_rows, lag_rows)), prediction_state)
         return codes, tuple(carry)
 
     def run(self, loop, *inputs):
@@ -461,17 +497,20 @@ class _FastLoop:
     def __init__(self, net):
         @tf.function(jit_compile=True, autograph=False)
         def run(outputs, state, gc_embedding, forced, noise, temperature, lc_rows=None,
-                prediction_state=(), lpc_rows=None):
+                lpc_rows=None, lag_rows=None, prediction_state=()):
             """Pushes one code per row and step: ``forced`` [B, n] where it is >= 0, else
             one drawn from the distribution of ``outputs`` with ``noise`` [B, n]; returns
             the codes pushed. With linear prediction, ``prediction_state`` holds the last
-            samples and the next one's prediction, ``lpc_rows`` [B, n, order] the
-            coefficients of the sample after each pushed code."""
+            samples and the next one's prediction (and with a period input, the histories
+            of the excitation's and the samples' values), ``lpc_rows`` [B, n, order] the
+            coefficients of the sample after each pushed code (``lag_rows`` [B, n], its
+            period)."""
             # The whole chunk's conditioning, projected into every layer in one matmul, time
             # first: XLA miscompiled the step's row taken as lc_projection[:, t:t + 1].
             lc_projection = None if lc_rows is None else tf.transpose(
                 net.project_local_condition(lc_rows), [1, 0, 2])
             coefficients = None if lpc_rows is None else tf.transpose(lpc_rows, [1, 0, 2])
+            lags = None if lag_rows is None else tf.transpose(lag_rows)
             steps = noise.shape[1]
             output = net.output_distribution
 
@@ -480,17 +519,22 @@ class _FastLoop:
                 if prediction_state:
                     # The network draws and reads the excitation; the sample is its sum
                     # with the prediction.
-                    past, prediction = prediction_state
+                    past, prediction, *history = prediction_state
                     code, pushed, value = lpc.next_sample(output, forced[:, t], drawn,
                                                           prediction)
                 else:
                     code = pushed = tf.where(forced[:, t] >= 0, forced[:, t], drawn)
                 step_projection = None if lc_projection is None else \
                     lc_projection[t][:, tf.newaxis]
+                if prediction_state and history:
+                    history = period.advance(history, lpc.excitation_values(output, pushed),
+                                             value)
+                    taps = period.history_taps(*history, lags[t])
+                    step_projection += net.project_period(taps[:, tf.newaxis])
                 outputs, state = net.incremental_step(pushed, state, gc_embedding,
                                                       step_projection)
                 if prediction_state:
-                    prediction_state = lpc.advance(past, value, coefficients[t])
+                    prediction_state = (*lpc.advance(past, value, coefficients[t]), *history)
                 return t + 1, codes.write(t, code), outputs, state, prediction_state
 
             _, codes, outputs, state, prediction_state = tf.while_loop(

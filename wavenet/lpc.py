@@ -51,9 +51,12 @@ NOISE_FLOOR = 1e-4
 @dataclasses.dataclass(frozen=True)
 class LinearPrediction:
     """Linear prediction of ``order`` taps for the vocoder whose features are ``features``
-    (a ``MelFeatures``)."""
+    (a ``MelFeatures``), its poles pulled towards the origin by ``expansion`` (the
+    bandwidth expansion of speech codecs: ``c_k`` becomes ``expansion ** k * c_k``, which
+    widens every resonance, so that a formant the features blur is not a ringing peak)."""
     order: int
     features: MelFeatures
+    expansion: float = 1.0
 
     def coefficients(self, frames):
         """``[..., F, order]`` float32 prediction coefficients ``c_1 .. c_order`` of each
@@ -61,7 +64,10 @@ class LinearPrediction:
         spread, cosines = _analysis_matrices(self.order, self.features)
         magnitude = tf.exp(tf.cast(frames, tf.float64)) @ tf.constant(spread)
         autocorrelation = (magnitude ** 2) @ tf.constant(cosines)
-        return tf.cast(_levinson(autocorrelation, self.order), tf.float32)
+        coefficients = _levinson(autocorrelation, self.order)
+        if self.expansion != 1.0:
+            coefficients *= tf.constant(self.expansion ** np.arange(1, self.order + 1))
+        return tf.cast(coefficients, tf.float32)
 
     def per_sample(self, coefficients, hop_length):
         """Frame coefficients ``[B, F, order]`` -> one row per sample ``[B, F * hop, order]``

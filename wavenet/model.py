@@ -20,7 +20,7 @@ import math
 import keras
 import tensorflow as tf
 
-from . import features, lpc, output
+from . import features, lpc, output, period
 from .ops import causal_taps, conv_taps, pointwise
 
 _zeros = keras.initializers.Zeros
@@ -157,7 +157,7 @@ class ResidualBlock(keras.layers.Layer):
 
     def __init__(self, dilation, filter_width, residual_channels, dilation_channels,
                  skip_channels, use_biases, global_condition_channels=None,
-                 local_condition_channels=None, **kwargs):
+                 local_condition_channels=None, period_channels=None, **kwargs):
         super().__init__(**kwargs)
         self.dilation = dilation
         self.filter_width = filter_width
@@ -177,6 +177,9 @@ class ResidualBlock(keras.layers.Layer):
         if self.locally_conditioned:
             self.lc_filter, self.lc_gate = self._filter_and_gate(
                 'lc_{}', (1, local_condition_channels, dilation_channels))
+        if period_channels:  # the pitch period's taps (wavenet.period), as conditioning
+            self.period_filter, self.period_gate = self._filter_and_gate(
+                'period_{}', (1, period_channels, dilation_channels))
         if use_biases:
             self.filter_bias, self.gate_bias = self._filter_and_gate(
                 '{}_bias', (dilation_channels,), _zeros)
@@ -198,6 +201,12 @@ class ResidualBlock(keras.layers.Layer):
         """``[lc_channels, 2 * dilation_channels]``: the local conditioning's projection
         into filter and gate (applied ahead of the network, see the module docstring)."""
         return _computed(self, tf.concat([self.lc_filter, self.lc_gate], axis=-1)[0])
+
+    @property
+    def period_kernel(self):
+        """``[period channels, 2 * dilation_channels]``: the period taps' projection into
+        filter and gate, added to the local conditioning's."""
+        return _computed(self, tf.concat([self.period_filter, self.period_gate], axis=-1)[0])
 
     def gated_activation(self, taps, gc_embedding=None, lc_projection=None):
         """``tanh(filter) * sigmoid(gate)`` of the dilated convolution over ``taps``;
@@ -279,7 +288,7 @@ class WaveNetModel(keras.Model):
                  global_condition_cardinality=None, local_condition_channels=None,
                  lc_upsample_scales=None, lc_context_channels=0, output_distribution='softmax',
                  mixture_components=10, log_scale_min=-7.0, linear_prediction=None,
-                 name='wavenet', **kwargs):
+                 period_input=None, name='wavenet', **kwargs):
         # Long, and kept whole: it takes the original's arguments one by one (its API), and
         # each layer below is built from them once, in the order the checkpoints name them.
         super().__init__(name=name, **kwargs)
@@ -320,8 +329,14 @@ class WaveNetModel(keras.Model):
         # How the samples that the network generates are coded as ints.
         self.sample_coding = self.output_distribution if linear_prediction is None else \
             lpc.SAMPLES
+        # The pitch period as an input (wavenet.period), or None: taps of the excitation
+        # and the signal a period back, so it needs the linear prediction's excitation.
+        self.period_input = period_input
+        if period_input is not None and linear_prediction is None:
+            raise ValueError('the period input needs linear prediction (lpc_order)')
         self.receptive_field = WaveNetModel.calculate_receptive_field(
-            filter_width, self.dilations, scalar_input, initial_filter_width)
+            filter_width, self.dilations, scalar_input, initial_filter_width,
+            0 if period_input is None else period_input.reach)
 
         if global_condition_channels is not None and global_condition_cardinality is not None:
             self.gc_embedding = self.add_weight(
@@ -334,7 +349,9 @@ class WaveNetModel(keras.Model):
         self.dilated_stack = [
             ResidualBlock(dilation, filter_width, residual_channels, dilation_channels,
                           skip_channels, use_biases, global_condition_channels,
-                          local_condition_channels, name=f'layer{i}')
+                          local_condition_channels,
+                          period_input.channels if period_input is not None else None,
+                          name=f'layer{i}')
             for i, dilation in enumerate(self.dilations)]
         # Keras tracks the list for its own weight collection, but `tf.train.Checkpoint`
         # follows only attributes that are trackable objects, and a list is not one: without
@@ -356,13 +373,16 @@ class WaveNetModel(keras.Model):
         self._window = tf.function(self._predict_window, reduce_retracing=True)
 
     @staticmethod
-    def calculate_receptive_field(filter_width, dilations, scalar_input, initial_filter_width):
+    def calculate_receptive_field(filter_width, dilations, scalar_input, initial_filter_width,
+                                  reach=0):
+        """How many samples before the next one the network reads: through its
+        convolutions, or as far as a period input ``reach``es back (``PeriodInput``)."""
         receptive_field = (filter_width - 1) * sum(dilations) + 1
         if scalar_input:
             receptive_field += initial_filter_width - 1
         else:
             receptive_field += filter_width - 1
-        return receptive_field
+        return max(receptive_field, reach)
 
     @property
     def conv_layers(self):
@@ -459,6 +479,19 @@ class WaveNetModel(keras.Model):
         kernel = tf.concat([block.lc_kernel for block in self.dilated_stack], axis=-1)
         return pointwise(_computed(self, rows), kernel)
 
+    def project_period(self, taps):
+        """Period taps ``[B, T, channels]`` -> every dilated layer's filter and gate
+        projection ``[B, T, layers * 2 * dilation_channels]``, as ``project_local_condition``
+        gives the features'."""
+        kernel = tf.concat([block.period_kernel for block in self.dilated_stack], axis=-1)
+        return pointwise(_computed(self, taps), kernel)
+
+    def lag_rows(self, frames):
+        """Frames ``[B, F, C]`` -> the period of every sample ``[B, F * hop]``, in samples
+        (a network with a period input)."""
+        frames = tf.convert_to_tensor(frames, tf.float32)
+        return self.period_input.per_sample(self.period_input.lags(frames), self.lc_hop_length)
+
     def coefficient_rows(self, frames):
         """Frames ``[B, F, C]`` -> the linear prediction coefficients of every sample
         ``[B, F * hop, lpc_order]``: row ``t`` those of sample ``t``."""
@@ -553,9 +586,29 @@ class WaveNetModel(keras.Model):
             rows = self._upsampled_rows(local_condition_batch, length)
             # Input position t predicts sample t + 1, so it gets row t + 1.
             lc_projection = self.project_local_condition(rows[:, 1:])
+        if self.period_input is not None:  # and the taps of sample t + 1
+            lc_projection += self.project_period(self.period_taps(
+                lpc.SAMPLES.encode(input_batch[..., 0]), codes, local_condition_batch)[:, 1:])
         # The last sample has nothing to be predicted from it, so the network never sees it.
         outputs = self(network_input[:, :-1], gc_embedding, lc_projection)
         return outputs, codes[:, self.receptive_field:]
+
+    def period_taps(self, sample_codes, excitation_codes, frames):
+        """The period taps ``[B, T, channels]`` of every sample of ``[B, T]`` 16-bit sample
+        codes and their excitation's codes, from the lags of ``frames`` (silence before the
+        sequences begin, as before a generation's start)."""
+        length = tf.shape(sample_codes)[1]
+        return period.tap_values(
+            lpc.excitation_values(self.output_distribution, excitation_codes),
+            lpc.SAMPLES.decode(sample_codes), self.lag_rows(frames)[:, :length],
+            self.silent_values())
+
+    def silent_values(self):
+        """``(excitation, sample)`` values of silence: what the period taps read before a
+        generation's start."""
+        output = self.output_distribution
+        return (lpc.excitation_values(output, [output.silence])[0],
+                lpc.SAMPLES.decode(lpc.SAMPLES.silence))
 
     def l2_loss(self):
         """``sum(v**2) / 2`` over every trainable weight that is not a bias."""
@@ -593,6 +646,7 @@ class WaveNetModel(keras.Model):
             rows = self._upsampled_rows(local_condition, length + 1)
             lc_rows = rows[:, 1:][:, -self.receptive_field:]
         output = self.output_distribution
+        period_taps = None
         if self.linear_prediction is not None:
             samples = self.sample_coding.decode(waveform)
             coefficients = self.coefficient_rows(local_condition)[:, :length + 1]
@@ -600,16 +654,22 @@ class WaveNetModel(keras.Model):
             past = tf.pad(samples, [[0, 0], [self.linear_prediction.order, 0]])
             prediction = lpc.predict(past[:, -self.linear_prediction.order:],
                                      coefficients[:, length:])[:, 0]
+        if self.period_input is not None:
+            # Those of samples 1 .. T, the last the predicted one's (its own value unused).
+            padded = [tf.pad(codes, [[0, 0], [0, 1]]) for codes in (waveform, heard)]
+            period_taps = self.period_taps(*padded, local_condition)[:, 1:]
+            period_taps = period_taps[:, -self.receptive_field:]
         outputs = self._window((waveform if heard is None else heard)[:, -self.receptive_field:],
-                               gc_embedding, lc_rows)
+                               gc_embedding, lc_rows, period_taps)
         proba = output.distribution(outputs)
         if self.linear_prediction is not None:
             proba = lpc.sample_distribution(output, proba, prediction)
         return proba[0] if unbatched else proba
 
-    def _predict_window(self, codes, gc_embedding, lc_rows=None):
+    def _predict_window(self, codes, gc_embedding, lc_rows=None, period_taps=None):
         """The outputs of the next distribution after ``codes`` [B, <= receptive_field],
-        whose position ``t`` is conditioned by ``lc_rows[:, t]``."""
+        whose position ``t`` is conditioned by ``lc_rows[:, t]`` (and with a period input,
+        ``period_taps[:, t]``)."""
         network_input = self.encode_codes(codes)
         missing = tf.maximum(self.receptive_field - tf.shape(codes)[1], 0)
         network_input = tf.pad(network_input, [[0, 0], [missing, 0], [0, 0]])
@@ -617,6 +677,9 @@ class WaveNetModel(keras.Model):
         if lc_rows is not None:
             lc_projection = self.project_local_condition(
                 tf.pad(lc_rows, [[0, 0], [missing, 0], [0, 0]]))
+        if period_taps is not None:
+            lc_projection += self.project_period(
+                tf.pad(period_taps, [[0, 0], [missing, 0], [0, 0]]))
         return self._full_network(network_input, gc_embedding, 1, lc_projection)[:, -1]
 
     # -- incremental prediction -------------------------------------------------------

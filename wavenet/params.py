@@ -45,6 +45,8 @@ class NetworkDescription:
     lc_fmax: float | None = None
     lc_context_channels: int = 0
     lpc_order: int = 0
+    lpc_bandwidth_expansion: float = 1.0
+    period_input: bool = False
     # How the network is trained, kept with it: the standard deviation of Gaussian noise
     # added to the waveform the network reads (never to the samples it predicts), so that
     # it learns to rely on its conditioning rather than on a flawless past (see docs/vocoder.md).
@@ -88,6 +90,7 @@ class NetworkDescription:
             if fields.get(field.name) is None and field.default is not dataclasses.MISSING:
                 fields[field.name] = field.default
         _check_local_conditioning(source, fields)
+        _check_period_input(source, fields)
         _check_output(source, fields)
         noise = fields['input_noise']
         if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0 <= noise < 1:
@@ -134,8 +137,10 @@ class NetworkDescription:
     @property
     def receptive_field(self):
         """The receptive field of the network, without building it."""
+        reach = 0 if self.period is None else self.period.reach
         return WaveNetModel.calculate_receptive_field(
-            self.filter_width, self.dilations, self.scalar_input, self.initial_filter_width)
+            self.filter_width, self.dilations, self.scalar_input, self.initial_filter_width,
+            reach)
 
     @property
     def features(self):
@@ -152,7 +157,16 @@ class NetworkDescription:
         if not self.lpc_order:
             return None
         from .lpc import LinearPrediction
-        return LinearPrediction(self.lpc_order, self.features)
+        return LinearPrediction(self.lpc_order, self.features, self.lpc_bandwidth_expansion)
+
+    @property
+    def period(self):
+        """The ``wavenet.period.PeriodInput`` of a vocoder with ``period_input``, or
+        ``None``."""
+        if not self.period_input:
+            return None
+        from .period import PeriodInput
+        return PeriodInput(self.features)
 
     @property
     def output(self):
@@ -190,7 +204,7 @@ def build_model(description, histograms=False, restoring=False):
             local_condition_channels=d.lc_channels,
             lc_upsample_scales=None if d.lc_upsample_scales is None else list(d.lc_upsample_scales),
             lc_context_channels=d.lc_context_channels, linear_prediction=d.linear_prediction,
-            **d._output_fields())
+            period_input=d.period, **d._output_fields())
 
 
 def _check_required(path, params):
@@ -301,8 +315,21 @@ def _check_local_conditioning(path, params):
     _check_linear_prediction(path, params)
 
 
+def _check_period_input(path, params):
+    if not isinstance(params['period_input'], bool):
+        raise ValueError(f'{path}: "period_input" must be true or false, got '
+                         f'{params["period_input"]!r}')
+    if params['period_input'] and not params['lpc_order']:
+        raise ValueError(f'{path}: "period_input" needs linear prediction ("lpc_order"): '
+                         'its taps read the excitation')
+
+
 def _check_linear_prediction(path, params):
-    order = params['lpc_order']
+    order, expansion = params['lpc_order'], params['lpc_bandwidth_expansion']
+    if isinstance(expansion, bool) or not isinstance(expansion, int | float) or \
+            not 0 < expansion <= 1:
+        raise ValueError(f'{path}: "lpc_bandwidth_expansion" must be a number in (0, 1], got '
+                         f'{expansion!r}')
     if order and order >= params['lc_n_fft'] // 2:
         raise ValueError(f'{path}: "lpc_order" ({order}) must be below half of "lc_n_fft" '
                          f'({params["lc_n_fft"]}): its autocorrelation comes from that spectrum')
