@@ -70,6 +70,11 @@ def get_arguments():
                              'for a vocoder, all that its features describe)')
     parser.add_argument('--temperature', type=positive(float), default=TEMPERATURE,
                         help='Sampling temperature: below 1 sharpens the distribution')
+    parser.add_argument('--sharpen', type=str_to_bool, default=False,
+                        help='Vocoder: sharpen each sample\'s distribution as voiced its frame '
+                             'is (LPCNet\'s voiced-only sharpening: raised to the power '
+                             '1 + max(0, 1.5 g - 0.5) of the frame\'s voicing g, light branches '
+                             'of the code tree dropped). Default: false')
     parser.add_argument('--logdir', type=str, default=LOGDIR,
                         help='TensorBoard summaries go to LOGDIR/generate/<timestamp>/')
     add_checkpoint_flags(parser)
@@ -133,8 +138,9 @@ def local_condition(args, description):
     features = description.features
     given = [flag for flag in ('lc_wav', 'lc_features') if getattr(args, flag) is not None]
     if features is None:
-        if given:
-            raise ValueError(f'--{given[0]} given, but the network is not locally conditioned '
+        if given or args.sharpen:
+            flag = f'--{given[0]}' if given else '--sharpen'
+            raise ValueError(f'{flag} given, but the network is not locally conditioned '
                              '(no lc_channels in its description)')
         args.samples = args.samples or SAMPLES
         return []
@@ -146,6 +152,10 @@ def local_condition(args, description):
     if args.wav_seed is not None:
         raise ValueError('--wav_seed cannot be used with a vocoder: its features decide the '
                          'audio from the first sample')
+    codes = description.quantization_channels
+    if args.sharpen and (description.output_distribution != 'softmax' or codes & (codes - 1)):
+        raise ValueError('--sharpen needs the softmax output over a power of two of codes '
+                         '(it drops branches of the binary tree of its codes)')
     flag = given[0]
     utterances = []
     for path in getattr(args, flag):
@@ -313,15 +323,14 @@ def generation_inputs(args, plan):
         lengths = [min(args.samples, len(utterances[u][1]) * features.hop_length)
                    for u, _, _ in plan.rows]
         conditioning = generation.ConditioningRows(
-            net, np.stack([padded[u] for u, _, _ in plan.rows]), start.shape[1],
-            features.silence)
+            net, np.stack([padded[u] for u, _, _ in plan.rows]), start.shape[1], features)
     # Chunks that divide --save_every make every save land on a multiple of it.
     chunk = math.gcd(args.save_every, generation.CHUNK) if args.save_every else \
         generation.CHUNK
     codes = generation.generate(net, start, lambda begin, count: streams(begin + 1, count),
                                 speakers_of(args, plan), args.temperature,
                                 args.fast_generation, chunk, conditioning,
-                                samples=args.samples)
+                                samples=args.samples, sharpen=args.sharpen)
     return codes, lengths
 
 

@@ -22,6 +22,7 @@ from wavenet import load_tensorflow  # noqa: E402
 load_tensorflow()  # first, with TensorFlow's start-up logs muted
 
 # isort: split
+import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from wavenet import compilation_cache, distribution, optimizer_factory  # noqa: E402
@@ -188,6 +189,10 @@ def get_arguments():
     parser.add_argument('--mixed_precision', type=str_to_bool, default=False,
                         help='Compute in float16 (GPU, with loss scaling) or bfloat16 (CPU); '
                         'weights, softmax and loss stay float32. Default: False.')
+    parser.add_argument('--seed', type=non_negative_int, default=None,
+                        help='Seed the initial weights and the order of files and pieces, so '
+                        'that a training can be run again alike (on the same machine and '
+                        'software). Default: None (a different training each run).')
     parser.add_argument('--jit_compile', default='auto', choices=JIT_CHOICES,
                         help='Compile the training step with XLA: true, false, or auto (on a '
                         'CPU for networks of under a million weights trained on pieces, '
@@ -355,6 +360,8 @@ def build_and_train(parser, args, setup):
         print(distribution.describe(strategy))
     if args.mixed_precision:
         distribution.set_precision(distribution.mixed_precision_policy())
+    if args.seed is not None:  # Python's, NumPy's and TensorFlow's draws
+        keras.utils.set_random_seed(args.seed)
 
     with native_stderr_silenced(), strategy.scope():
         net = build_model(setup.description, args.histograms)
@@ -414,8 +421,8 @@ def batches(args, setup, compiled=False):
     ``compiled`` step, pieces all of one length (XLA compiles each shape anew)."""
     return distribution.distribute_batches(
         setup.strategy, lambda batch_size, shards, shard: setup.reader.dataset(
-            batch_size, shards=shards, shard=shard, shuffle_pieces=args.shuffle_pieces,
-            equal_pieces=compiled), args.batch_size)
+            batch_size, seed=args.seed, shards=shards, shard=shard,
+            shuffle_pieces=args.shuffle_pieces, equal_pieces=compiled), args.batch_size)
 
 
 def plan(args, setup, first_step, spent_before, net, average, chief):

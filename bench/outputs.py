@@ -67,7 +67,7 @@ def generator(net, description, samples):
 
     def run():
         start = start_waveform(net, noise[:, 0])
-        rows = ConditioningRows(net, frames, start.shape[1], features.silence)
+        rows = ConditioningRows(net, frames, start.shape[1], features)
         began = time.perf_counter()
         for _ in generate(net, start, noise[:, 1:], local_condition=rows):
             pass

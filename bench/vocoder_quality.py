@@ -25,7 +25,12 @@ A measure whose library is missing is left out, with one line saying so.
 Run the README's vocoder quick start first, then
 
     python bench/vocoder_quality.py [--vocoder logdir/vocoder [--vocoder other ...]]
-                                    [--ema both] [--teacher_forced]
+                                    [--clips FOLDER] [--ema both] [--sharpen true|both]
+                                    [--teacher_forced]
+
+It also prints, for a vocoder with linear prediction, the teacher-forced R² of the
+excitation on voiced samples: how much of it the network's mean explains given the
+recording's past.
 
 ``bench/quality_curves.py`` draws the same measures against training minutes, from the
 ``quality/*`` scalars a training logs with ``--sample_every``.
@@ -68,14 +73,14 @@ def synthesized(prediction, coefficients, excitation):
     """The samples that ``excitation`` [T] gives through the all-pole filter of each frame's
     ``coefficients`` [F, order] (``prediction``'s, a ``LinearPrediction``)."""
     hop = prediction.features.hop_length
-    audio, past = [], np.zeros(prediction.order)
+    audio, past = [], np.zeros(prediction.taps)
     for frame, first in enumerate(range(0, len(excitation), hop)):
         denominator = np.concatenate([[1], -coefficients[frame]])
         state = scipy.signal.lfiltic([1], denominator, past[::-1])
         samples, _ = scipy.signal.lfilter([1], denominator, excitation[first:first + hop],
                                           zi=state)
         audio.append(samples)
-        past = np.concatenate([past, samples])[-prediction.order:]
+        past = np.concatenate([past, samples])[-prediction.taps:]
     return np.concatenate(audio)
 
 
@@ -108,12 +113,42 @@ def teacher_forced(checkpoint, description, references, seed, ema='true', temper
     return added, filtered if prediction is not None else None
 
 
-def copy_synthesis(checkpoint, clips, seed, ema='true', temperature=1.0):
+def excitation_r2(checkpoint, description, references, ema='true'):
+    """How much of the excitation the network's mean explains on voiced samples, given
+    the recording's past (teacher-forced): ``1 - sum (e - E[e])^2 / sum (e - mean e)^2``
+    over the samples WORLD calls voiced, every clip together. A diagnostic of one step's
+    distribution that needs no free running; ``None`` without linear prediction."""
+    if description.linear_prediction is None:
+        return None
+    import pyworld
+    net = build_model(description, restoring=True)
+    restore_model(net, find_checkpoint(checkpoint), averaged=ema == 'true')
+    features, output = description.features, description.output
+    levels = output.decode(np.arange(output.codes)).numpy()
+    errors, spreads = [], []
+    for reference in references:
+        (piece, padded), = cut_conditioned_pieces(reference, features(reference), features,
+                                                  net.receptive_field)
+        outputs, codes = net.teacher_forced(piece[None], local_condition_batch=padded[None])
+        proba = output.distribution(outputs[0, -len(reference):]).numpy()
+        excitation = levels[codes[0, -len(reference):].numpy()]
+        f0, _ = pyworld.harvest(reference.astype(np.float64), features.sample_rate,
+                                frame_period=quality.FRAME_PERIOD)
+        hop = features.sample_rate * quality.FRAME_PERIOD / 1000
+        frame = np.minimum(np.round(np.arange(len(reference)) / hop).astype(int), len(f0) - 1)
+        voiced = f0[frame] > 0
+        errors.append((excitation - proba @ levels)[voiced])
+        spreads.append(excitation[voiced])
+    errors, spreads = np.concatenate(errors), np.concatenate(spreads)
+    return float(1 - np.sum(errors ** 2) / np.sum((spreads - spreads.mean()) ** 2))
+
+
+def copy_synthesis(checkpoint, clips, seed, ema='true', temperature=1.0, sharpen='false'):
     """Runs generate.py as a user would, every clip in one batch; one wav per clip."""
     with tempfile.TemporaryDirectory() as scratch:
         out = os.path.join(scratch, 'copy.wav')
         flags = [checkpoint, '--seed', str(seed), '--wav_out_path', out, '--logdir', scratch,
-                 '--ema', ema, '--temperature', str(temperature)]
+                 '--ema', ema, '--temperature', str(temperature), '--sharpen', sharpen]
         for clip in clips:
             flags += ['--lc_wav', clip]
         result = subprocess.run([sys.executable, os.path.join(ROOT, 'generate.py'), *flags],
@@ -170,6 +205,9 @@ def main():
     parser.add_argument('--seed', default=1, type=int, help='generate.py --seed')
     parser.add_argument('--temperature', default=1.0, type=float,
                         help='generate.py --temperature')
+    parser.add_argument('--sharpen', default='false', choices=['true', 'false', 'both'],
+                        help="generate.py --sharpen: LPCNet's voiced-only sharpening, or both "
+                             'ways, a row each')
     parser.add_argument('--ema', default='true', choices=['true', 'false', 'both'],
                         help="generate.py --ema: a checkpoint's averaged weights (when it "
                              "holds them), its own, or both, a row each")
@@ -195,20 +233,24 @@ def main():
         return quality.judge_all(references, outputs, features.sample_rate)
 
     candidates = {}
-    rows = [(v, ema) for v in vocoders
-            for ema in (['true', 'false'] if args.ema == 'both' else [args.ema])]
-    names = {(v, ema): f'(a) vocoder {v}' + (f', --ema {ema}' if args.ema == 'both' else '')
-             for v, ema in rows}
-    for vocoder, ema in rows:
-        outputs = copy_synthesis(vocoder, clips, args.seed, ema, args.temperature)
-        candidates[names[vocoder, ema]] = judged(outputs)
-        if args.teacher_forced:
+    both = {'both': ['true', 'false']}
+    rows = [(v, ema, sharpen) for v in vocoders for ema in both.get(args.ema, [args.ema])
+            for sharpen in both.get(args.sharpen, [args.sharpen])]
+    names = {row: f'(a) vocoder {row[0]}' + (f', --ema {row[1]}' if args.ema == 'both' else '')
+             + (f', --sharpen {row[2]}' if args.sharpen != 'false' else '') for row in rows}
+    for vocoder, ema, sharpen in rows:
+        outputs = copy_synthesis(vocoder, clips, args.seed, ema, args.temperature, sharpen)
+        candidates[names[vocoder, ema, sharpen]] = judged(outputs)
+        if args.teacher_forced and sharpen == 'false':
             added, filtered = teacher_forced(vocoder, descriptions[vocoder], references,
                                              args.seed, ema, args.temperature)
-            given = f'{names[vocoder, ema][len("(a) vocoder "):]}, given the recording\'s past'
+            given = f'{names[vocoder, ema, sharpen][len("(a) vocoder "):]}, given the ' \
+                'recording\'s past'
             candidates[f'(d) {given}, errors added'] = judged(added)
             if filtered is not None:
                 candidates[f'(e) {given}, through the synthesis filter'] = judged(filtered)
+    explained = {(v, ema): excitation_r2(v, descriptions[v], references, ema)
+                 for v, ema, _ in rows}
     griffin = judged([quality.griffin_lim(features, r) for r in references])
     candidates['(b) Griffin-Lim, same mel spectrogram'] = griffin
     candidates["(c) recordings through the first vocoder's codes"] = judged(
@@ -218,6 +260,10 @@ def main():
         won = beats(candidates[names[key]], griffin)
         print(f'{names[key][len("(a) vocoder "):]} beats Griffin-Lim on {len(won)} of '
               f'{len(quality.MEASURES)}' + (f' ({", ".join(won)})' if won else ''))
+    for (vocoder, ema), r2 in explained.items():
+        if r2 is not None:
+            print(f'{vocoder}' + (f', --ema {ema}' if args.ema == 'both' else '') +
+                  f': teacher-forced R² of the excitation on voiced samples {r2:.3f}')
 
 
 if __name__ == '__main__':

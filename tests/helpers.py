@@ -27,7 +27,8 @@ GENERATE = os.path.join(ROOT, 'generate.py')
 OPTIONAL_DEFAULTS = {
     'lc_channels': None, 'lc_hop_length': None, 'lc_upsample_scales': None, 'lc_n_fft': 1024,
     'lc_fmin': 0, 'lc_fmax': None, 'lc_context_channels': 0, 'lpc_order': 0,
-    'lpc_bandwidth_expansion': 1.0, 'period_input': False, 'input_noise': 0.0,
+    'lpc_bandwidth_expansion': 1.0, 'preemphasis': 0.0, 'period_input': False,
+    'input_noise': 0.0,
     'output_distribution': 'softmax', 'mixture_components': 10, 'log_scale_min': -7.0,
 }
 # A small network of four layers, and the same as a vocoder of 8 mel channels; what the

@@ -98,6 +98,7 @@ def test_save_every_needs_a_wav(speaker_files, tmp_path):
 @pytest.mark.parametrize('flags, message', [
     (['--gc_id', 1], '--gc_id given, but the network is not globally conditioned'),
     (['--wav_seed', '{silent}'], 'is silent (nothing above 0.1 RMS)'),
+    (['--sharpen', 'true'], '--sharpen given, but the network is not locally conditioned'),
 ])
 def test_refused_on_an_unconditioned_network(plain_checkpoint, tmp_path, flags, message):
     soundfile.write(str(tmp_path / 'silent.wav'), np.zeros(4000), 8000)

@@ -150,7 +150,7 @@ def test_vocoder_fast_generation_equals_full_window(variant):
     cross chunk boundaries) draws what the full-window path draws, and a batch of speakers
     voicing the same frames draws what each speaker draws alone."""
     net = small_net(**VOCODERS[variant], local_condition_channels=4, lc_upsample_scales=[2, 4])
-    silence = MelFeatures(8000, 4, 8).silence
+    features = MelFeatures(8000, 4, 8)
     frames = np.random.default_rng(2).uniform(-11, 2, (1, 40, 4)).astype(np.float32)
     speakers = None if net.global_condition_channels is None else [1, 4]
     rows = len(speakers or [0])
@@ -158,7 +158,7 @@ def test_vocoder_fast_generation_equals_full_window(variant):
     start = start_waveform(net, noise[:, 0])
     np.testing.assert_array_equal(start, Q // 2)  # a vocoder starts from silence alone
     lc_rows = conditioning_rows(net, np.repeat(frames, rows, axis=0), start.shape[1], 300,
-                                silence)
+                                features)
     assert lc_rows.shape == (rows, net.receptive_field + 300, 4)
     codes = np.concatenate(list(generate(net, start, noise[:, 1:], speakers, chunk=128,
                                          local_condition=lc_rows)), axis=1)
@@ -172,7 +172,7 @@ def test_vocoder_fast_generation_equals_full_window(variant):
         np.testing.assert_array_equal(single[0], codes[1])
     # Other frames, other audio.
     other = conditioning_rows(net, np.repeat(frames[:, ::-1], rows, axis=0), start.shape[1],
-                              300, silence)
+                              300, features)
     changed = np.concatenate(list(generate(net, start, noise[:, 1:], speakers,
                                            local_condition=other)), axis=1)
     assert np.any(changed != codes)
@@ -185,7 +185,7 @@ def test_conditioning_rows_put_silence_before_the_frames():
     net = small_net(local_condition_channels=2, lc_upsample_scales=[2, 4])
     features = MelFeatures(8000, 2, 8)
     frames = np.random.default_rng(4).uniform(-11, 2, (1, 5, 2)).astype(np.float32)
-    rows = conditioning_rows(net, frames, 20, 40, features.silence).numpy()
+    rows = conditioning_rows(net, frames, 20, 40, features).numpy()
     # 20 start samples need 3 frames of silence before the first generated sample.
     padded = np.concatenate([features.silence(3)[None], frames, features.silence(1)[None]], 1)
     upsampled = net.upsample_local_condition(padded).numpy()
@@ -212,7 +212,7 @@ def test_conditioning_rows_a_stretch_at_a_time_equal_the_whole(scales, context):
     padded = np.concatenate([np.repeat(features.silence(before)[None], 2, 0), frames,
                              np.repeat(features.silence(1)[None], 2, 0)], 1)
     whole = net.upsample_local_condition(padded).numpy()[:, before * hop - start + 1:]
-    rows = ConditioningRows(net, frames, start, features.silence)
+    rows = ConditioningRows(net, frames, start, features)
     upsampled = []
     original = net.upsample_local_condition
     net.upsample_local_condition = lambda f: upsampled.append(f.shape[1]) or original(f)

@@ -19,14 +19,18 @@ PREDICTION = lpc.LinearPrediction(ORDER, FEATURES)
 SOFTMAX = MuLawSoftmax(256)
 
 
-def numpy_coefficients(frames, features=FEATURES, order=ORDER):
+def numpy_coefficients(frames, features=FEATURES, order=ORDER, preemphasis=0.0):
     """The coefficients as a textbook computes them: the mel magnitudes spread back over
-    the bins, the inverse FFT of their power for the autocorrelation, the lag window and
-    noise floor, and the normal equations solved by SciPy's Toeplitz solver."""
+    the bins, the inverse FFT of their power (pre-emphasised) for the autocorrelation, the
+    lag window and noise floor, and the normal equations solved by SciPy's Toeplitz
+    solver."""
     basis = librosa.filters.mel(sr=features.sample_rate, n_fft=features.n_fft,
                                 n_mels=features.channels).astype(np.float64)
     spread = basis / np.maximum(basis.sum(axis=0), 1e-12)
     power = (np.exp(frames.astype(np.float64)) @ spread) ** 2
+    emphasis = np.abs(1 - preemphasis * np.exp(-2j * np.pi * np.arange(power.shape[-1])
+                                               / features.n_fft)) ** 2
+    power = power * emphasis
     autocorrelation = np.fft.irfft(power, n=features.n_fft, axis=-1)[:, :order + 1]
     lags = np.arange(order + 1)
     autocorrelation *= np.exp(-0.5 * (2 * np.pi * lpc.LAG_WINDOW_HZ * lags
@@ -83,6 +87,25 @@ def test_bandwidth_expansion_pulls_every_pole_towards_the_origin(expansion):
     by_angle = lambda roots: roots[np.lexsort([roots.imag, roots.real])]  # noqa: E731
     np.testing.assert_allclose(by_angle(moved), by_angle(expansion * poles), atol=2e-3)
     assert np.abs(poles).max() > 0.95  # the vowel's formants: poles near the unit circle
+
+
+def test_preemphasis_predicts_the_pre_emphasised_signal():
+    """With pre-emphasis a, the prediction of a sample from the samples before it leaves
+    the excitation that predicting the pre-emphasised signal p_t = s_t - a s_(t-1) from its
+    own past leaves, with the coefficients of the pre-emphasised spectrum (NumPy)."""
+    audio = speech_like(0.3, 6).astype(np.float64)
+    frames = FEATURES(audio.astype(np.float32))
+    emphasised = lpc.LinearPrediction(ORDER, FEATURES, preemphasis=0.85)
+    assert emphasised.taps == ORDER + 1
+    taps = np.repeat(emphasised.coefficients(frames).numpy(), 256, axis=0)[:len(audio)]
+    past = np.stack([np.pad(audio, (k, 0))[:len(audio)] for k in range(1, ORDER + 2)], 1)
+    ours = audio - np.sum(taps * past, axis=1)
+    p = audio - 0.85 * np.pad(audio, (1, 0))[:-1]
+    c = np.repeat(numpy_coefficients(frames, preemphasis=0.85), 256, axis=0)[:len(audio)]
+    p_past = np.stack([np.pad(p, (k, 0))[:len(p)] for k in range(1, ORDER + 1)], 1)
+    textbook = p - np.sum(c * p_past, axis=1)
+    np.testing.assert_allclose(ours[ORDER + 1:], textbook[ORDER + 1:], atol=2e-4)
+    assert np.std(ours) < np.std(audio) / 3  # it predicts
 
 
 def test_silence_predicts_nothing():
@@ -207,12 +230,16 @@ def test_the_network_reads_and_predicts_the_excitation():
         cross_entropy, rel=1e-5)
 
 
-@pytest.mark.parametrize('period_input', [False, True], ids=['lpc', 'lpc and period'])
-def test_fast_generation_equals_full_window_and_batches_equal_rows_alone(period_input):
+@pytest.mark.parametrize('period_input, sharpen', [(False, False), (True, False),
+                                                   (False, True)],
+                         ids=['lpc', 'lpc and period', 'lpc, sharpened'])
+def test_fast_generation_equals_full_window_and_batches_equal_rows_alone(period_input,
+                                                                          sharpen):
     """The compiled loop (chunks of 128) draws what the full-window path draws, a row
     generated in a batch what it draws alone, and predict_proba gives the distribution of
     each sample that the loop drew from; with the period input too (its histories in the
-    loop's state, its taps over the whole window in the other paths)."""
+    loop's state, its taps over the whole window in the other paths), and sharpened (the
+    same exponents on both paths, fewer distinct excitations drawn)."""
     net = small_lpc_net(period_input=PeriodInput(FEATURES) if period_input else None)
     # Small excitations more likely than large ones, as a trained vocoder's: the samples
     # stay below full scale (a clipped sample is read unclipped by the loop's prediction,
@@ -221,17 +248,25 @@ def test_fast_generation_equals_full_window_and_batches_equal_rows_alone(period_
     frames = np.stack([FEATURES(speech_like(0.3, seed)) for seed in (3, 4)])
     noise = uniform_streams(7, [0, 1], 401)
     start = start_waveform(net, noise[:, 0])
-    rows = ConditioningRows(net, frames, start.shape[1], FEATURES.silence)
+    rows = ConditioningRows(net, frames, start.shape[1], FEATURES)
     fast = np.concatenate(list(generate(net, start, noise[:, 1:], chunk=128,
-                                        local_condition=rows)), axis=1)
+                                        local_condition=rows, sharpen=sharpen)), axis=1)
     slow = np.concatenate(list(generate(net, start, noise[:, 1:], fast=False,
-                                        local_condition=rows)), axis=1)
+                                        local_condition=rows, sharpen=sharpen)), axis=1)
     np.testing.assert_array_equal(fast, slow)
     assert len(np.unique(fast)) > 20  # the predictions and draws make a signal
-    alone = ConditioningRows(net, frames[1:], start.shape[1], FEATURES.silence)
+    alone = ConditioningRows(net, frames[1:], start.shape[1], FEATURES)
     single = np.concatenate(list(generate(net, start[1:], noise[1:, 1:], chunk=128,
-                                          local_condition=alone)), axis=1)
+                                          local_condition=alone, sharpen=sharpen)), axis=1)
     np.testing.assert_array_equal(single[0], fast[1])
+    if sharpen:  # the excitation drawn, sharpened and not: fewer distinct ones
+        plain = np.concatenate(list(generate(net, start, noise[:, 1:], chunk=128,
+                                             local_condition=rows)), axis=1)
+        excitation = [lpc.excitation_codes(SOFTMAX, lpc.SAMPLES.decode(codes),
+                                           net.coefficient_rows(frames)[:, :codes.shape[1]])
+                      for codes in (fast, plain)]
+        assert len(np.unique(excitation[0])) < len(np.unique(excitation[1]))
+        return
     # The distribution of sample n of row 0 given those before it: the draw inverts its
     # cumulative distribution at the loop's uniform.
     padded = np.concatenate([FEATURES.silence(-(-start.shape[1] // 256))[None],

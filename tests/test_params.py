@@ -160,6 +160,8 @@ def test_vocoder_params_and_their_description(tmp_path):
           quantization_channels=65536), '"lpc_order" needs the softmax output'),
     (dict(lpc_bandwidth_expansion=1.5), '"lpc_bandwidth_expansion" must be a number in (0, 1]'),
     (dict(lpc_bandwidth_expansion='0.9'), '"lpc_bandwidth_expansion" must be a number in (0, 1]'),
+    (dict(preemphasis=1.0), '"preemphasis" must be a number in [0, 1), got 1.0'),
+    (dict(preemphasis=0.85, lpc_order=0), '"preemphasis" needs linear prediction'),
     (dict(period_input=1), '"period_input" must be true or false, got 1'),
     (dict(period_input=True), '"period_input" needs linear prediction ("lpc_order")'),
     (dict(lc_context_channels=1.5), '"lc_context_channels" must be a non-negative integer'),

@@ -51,6 +51,19 @@ def test_the_lags_of_a_gliding_pitch_follow_it():
     assert np.mean(error <= 2) > 0.8
 
 
+def test_voicing_tells_a_comb_from_noise_and_silence():
+    """A pulse train is all but a comb (and so sharpened almost twice), white noise and
+    silence are not (and not sharpened at all)."""
+    pulses = PERIOD.voicing(FEATURES(pulse_train(100))).numpy()[3:-3]
+    noise = np.random.default_rng(2).normal(0, 0.1, RATE).astype(np.float32)
+    noisy = PERIOD.voicing(FEATURES(noise)).numpy()
+    silent = PERIOD.voicing(FEATURES.silence(5)).numpy()
+    assert pulses.min() > 0.8 and np.median(noisy) < 0.1 and np.all(silent == 0)
+    assert period.sharpening(pulses).numpy().min() > 1.7
+    np.testing.assert_array_equal(period.sharpening(silent), 1.0)
+    assert np.mean(period.sharpening(noisy).numpy() == 1.0) > 0.9
+
+
 def test_the_taps_read_the_values_a_period_back():
     """Against NumPy's indexing, silence's values before the sequences begin."""
     rng = np.random.default_rng(1)

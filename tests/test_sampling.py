@@ -15,7 +15,7 @@ from wavenet.generation import (
     stream_key,
     uniform_streams,
 )
-from wavenet.output import sample_codes, scale_temperature
+from wavenet.output import clamp_branches, sample_codes, scale_temperature
 from wavenet.params import build_model
 
 
@@ -45,6 +45,46 @@ def test_sampled_frequencies_follow_the_scaled_distribution(temperature):
     np.testing.assert_allclose(frequencies, scale_temperature(proba, temperature)[0],
                                atol=0.01)
     assert frequencies[1] == 0
+
+
+def lpcnet_branch_clamp(p, floor=0.025):
+    """LPCNet's rule, node by node down the binary tree of codes (NumPy): below a node,
+    a child holding less than ``floor`` of the node's mass is never taken."""
+    p = np.array(p, np.float64)
+
+    def walk(low, high):
+        if high - low == 1:
+            return
+        middle = (low + high) // 2
+        total = p[low:high].sum()
+        for a, b in ((low, middle), (middle, high)):
+            if p[a:b].sum() < floor * total:
+                p[a:b] = 0
+            else:
+                walk(a, b)
+    walk(0, len(p))
+    return p
+
+
+def test_the_branch_clamp_is_lpcnets_bit_by_bit_rule():
+    rng = np.random.default_rng(4)
+    proba = rng.dirichlet(np.full(64, 0.3), size=20)
+    proba[0] = np.full(64, 1 / 64)  # flat: nothing is light
+    proba[1] = np.eye(64)[17] * 0.99 + 0.01 / 64  # one code holds nearly all
+    clamped = clamp_branches(tf.constant(proba)).numpy()
+    for row, expected in zip(clamped, proba):
+        np.testing.assert_allclose(row, lpcnet_branch_clamp(expected))
+    np.testing.assert_array_equal(clamped[0], proba[0])
+    assert np.count_nonzero(clamped[1]) == 1 and clamped[1, 17] == proba[1, 17]
+    assert np.count_nonzero(clamped) < np.count_nonzero(proba)
+
+
+def test_a_temperature_per_row_scales_each_row_alone():
+    proba = tf.nn.softmax(tf.random.normal([3, 16], stddev=2.0))
+    rows = scale_temperature(proba, tf.constant([1.0, 0.5, 0.25], tf.float64))
+    for row, temperature in enumerate((1.0, 0.5, 0.25)):
+        np.testing.assert_allclose(rows[row], scale_temperature(proba[row:row + 1],
+                                                                temperature)[0])
 
 
 def code_entropy(path):

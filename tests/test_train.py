@@ -554,3 +554,19 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path):
     assert all(np.isfinite(loss) for _, loss in steps)
     assert match.group(3) == str(logdir / f'model.ckpt-{nan_step - 1}')
     assert tf.train.latest_checkpoint(str(logdir)) == match.group(3)
+
+
+def test_a_seeded_training_runs_again_alike(corpus, tmp_path):
+    """--seed: the same initial weights, pieces in the same order, the same losses and
+    weights; another seed, another training."""
+    runs = {}
+    for name, seed in (('a', 5), ('b', 5), ('c', 6)):
+        result = run_train(corpus, tmp_path, f'--logdir={tmp_path / name}', '--num_steps=4',
+                           f'--seed={seed}', '--shuffle_pieces=8')
+        assert result.returncode == 0, result.stderr
+        weights = tf.train.load_variable(str(tmp_path / name / 'model.ckpt-3'),
+                                         'model/layer1/filter/.ATTRIBUTES/VARIABLE_VALUE')
+        runs[name] = printed_steps(result.stdout), weights
+    assert [loss for _, loss in runs['a'][0]] == [loss for _, loss in runs['b'][0]]
+    np.testing.assert_array_equal(runs['a'][1], runs['b'][1])
+    assert not np.array_equal(runs['a'][1], runs['c'][1])

@@ -69,7 +69,7 @@ def copy_synthesis(net, audio):
     frames = FEATURES(audio)[np.newaxis]
     noise = uniform_streams(1, [0], len(audio) + 1)
     start = start_waveform(net, noise[:, 0])
-    rows = conditioning_rows(net, frames, start.shape[1], len(audio), FEATURES.silence)
+    rows = conditioning_rows(net, frames, start.shape[1], len(audio), FEATURES)
     codes = np.concatenate(list(generate(net, start, noise[:, 1:], local_condition=rows)), 1)
     return pitch_track(mu_law_decode(codes[0], net.quantization_channels).numpy())
 

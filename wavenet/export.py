@@ -85,7 +85,7 @@ class Generator(tf.Module):
         streams = generation.UniformStreams(seed, keys)
         start = generation.start_waveform(net, streams(0, 1)[:, 0])
         conditioning = generation.ConditioningRows(net, features, start.shape[1],
-                                                   description.features.silence)
+                                                   description.features)
         samples = tf.shape(features)[1] * description.lc_hop_length
         return self._audio(start, streams, samples, None, temperature, conditioning)
 

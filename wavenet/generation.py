@@ -23,6 +23,7 @@ from . import compilation_cache, lpc, period
 from .audio_reader import load_audio, trim_silence
 from .cli import native_stderr_filtered
 from .features import frame_count
+from .output import MuLawSoftmax
 
 # Samples per compiled call: small enough to show progress, large enough that the call
 # overhead (about a millisecond) is noise.
@@ -103,28 +104,29 @@ class ConditioningRows:
     ``i`` goes with network input ``i`` of the start codes followed by the generated ones,
     so it is the row of the sample that input predicts (``i + 1``).
 
-    ``frames`` [B, F, C] describe the generated samples; the start codes get the features
-    of ``silence`` (a function ``n -> [n, C]`` frames of silence), as the receptive-field
-    padding of every training clip did, and the frames are upsampled together with them.
+    ``frames`` [B, F, C] describe the generated samples; the start codes get the frames of
+    silence of ``features`` (the network's ``MelFeatures``), as the receptive-field padding
+    of every training clip did, and the frames are upsampled together with them.
     Only the frames near a stretch are upsampled for it: an hour of upsampled rows would
     take 18 GB, its frames 72 MB. Stretches may be Python ints or tensors (in the graph of
     an exported model, whose frames' length is known only when it runs).
     """
 
-    def __init__(self, net, frames, start_length, silence):
+    def __init__(self, net, frames, start_length, features):
         frames = tf.convert_to_tensor(frames, tf.float32)
-        self.net, self.hop = net, net.lc_hop_length
+        self.net, self.hop, self.features = net, net.lc_hop_length, features
         before = frame_count(start_length, self.hop)
         # One more frame after the end: the step after the last sample reads a row too.
         shape = tf.shape(frames)
-        padding = [tf.broadcast_to(silence(n), [shape[0], n, shape[2]]) for n in (before, 1)]
+        padding = [tf.broadcast_to(features.silence(n), [shape[0], n, shape[2]])
+                   for n in (before, 1)]
         self.frames = tf.concat([padding[0], frames, padding[1]], axis=1)
         self.origin = before * self.hop - start_length + 1  # the frames' row of row 0
         # Every upsampling scale mixes rows at most one row (of its input) apart, so the
         # rows of a stretch depend on frames at most this many away from it
         # (and the context network, when there is one, one frame more).
         self.margin = len(net.lc_upsampling.scales) + 1 + bool(net.lc_context_channels)
-        self._coefficients = self._lags = None
+        self._coefficients = self._lags = self._sharpness = None
 
     def __call__(self, begin, count):
         first = self.origin + begin
@@ -148,15 +150,23 @@ class ConditioningRows:
             self._lags = self.net.period_input.lags(self.frames)
         return self._of_samples(self._lags, begin, count)
 
+    def sharpness(self, begin, count):
+        """The exponent ``[B, count]`` that voiced-only sharpening raises the distribution
+        of each of those samples to (``period.sharpening``)."""
+        if self._sharpness is None:
+            voicing = period.PeriodInput(self.features).voicing(self.frames)
+            self._sharpness = period.sharpening(voicing)
+        return self._of_samples(self._sharpness, begin, count)
+
     def _of_samples(self, per_frame, begin, count):
         first = self.origin + begin
         frames = tf.range(first, first + count) // self.hop
         return tf.gather(per_frame, tf.minimum(frames, tf.shape(self.frames)[1] - 1), axis=1)
 
 
-def conditioning_rows(net, frames, start_length, samples, silence):
+def conditioning_rows(net, frames, start_length, samples, features):
     """All ``start_length + samples`` rows of ``ConditioningRows`` at once."""
-    return ConditioningRows(net, frames, start_length, silence)(0, start_length + samples)
+    return ConditioningRows(net, frames, start_length, features)(0, start_length + samples)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,17 +181,20 @@ class _Inputs:
     rows_of: object = None  # a vocoder's conditioning rows -> [B, count, C]
     coefficients_of: object = None  # linear prediction coefficients -> [B, count, order]
     lags_of: object = None  # the period input's lags -> [B, count]
+    sharpness_of: object = None  # voiced-only sharpening's exponents -> [B, count]
 
 
 def generate(net, start, noise, global_condition=None, temperature=1.0, fast=True,
-             chunk=CHUNK, local_condition=None, samples=None):
+             chunk=CHUNK, local_condition=None, samples=None, sharpen=False):
     """Yields int32 code chunks [B, n], ``samples`` in all, that continue ``start`` (codes
     [B, T], at least a receptive field, as ``start_waveform`` makes). ``noise`` holds one
     uniform draw per sample: ``[B, samples]``, or a function ``(begin, count) -> [B,
     count]`` (such as a shifted ``UniformStreams``) with ``samples`` given.
     ``local_condition``: for a vocoder, the rows of ``conditioning_rows``, or a
     ``ConditioningRows``. ``temperature`` is rounded to float32, as an exported model
-    takes it.
+    takes it. ``sharpen`` (a vocoder with a ``ConditioningRows``): LPCNet's voiced-only
+    sharpening, each sample's temperature divided by its frame's ``period.sharpening``
+    exponent and light branches of the code tree dropped (``output.clamp_branches``).
 
     ``fast`` runs the compiled loop, which pushes ``start`` into the incremental state
     (from the steady state of silence) and then draws; otherwise each sample runs the
@@ -189,7 +202,7 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
     sample the same draws identically.
     """
     inputs = _inputs(net, noise, samples, global_condition, temperature, chunk,
-                     local_condition)
+                     local_condition, sharpen)
     start = tf.convert_to_tensor(start, tf.int32)
     if not fast:
         yield from _slow_loop(net, start, inputs)
@@ -202,18 +215,19 @@ def generate(net, start, noise, global_condition=None, temperature=1.0, fast=Tru
 
 
 def generate_all(net, start, noise, samples, global_condition=None, temperature=1.0,
-                 local_condition=None):
+                 local_condition=None, sharpen=False):
     """``generate``'s compiled loop as one traceable computation, the whole batch as one
     row group: every code ``[B, samples]`` at once, the same codes ``generate`` yields.
     ``samples`` may be a tensor, ``noise`` must be a function. What an exported model runs
     (``wavenet.export``)."""
     inputs = _inputs(net, noise, samples, global_condition, temperature, CHUNK,
-                     local_condition)
+                     local_condition, sharpen)
     start = tf.convert_to_tensor(start, tf.int32)
     return _FastGeneration(net, start, inputs, groups=[slice(None)]).all_codes()
 
 
-def _inputs(net, noise, samples, global_condition, temperature, chunk, local_condition):
+def _inputs(net, noise, samples, global_condition, temperature, chunk, local_condition,
+            sharpen=False):
     """The ``_Inputs`` of ``generate``'s arguments."""
     if not callable(noise):
         noise = tf.convert_to_tensor(noise, tf.float64)
@@ -228,10 +242,15 @@ def _inputs(net, noise, samples, global_condition, temperature, chunk, local_con
                              'ConditioningRows (its coefficients come from the frames)')
         coefficients_of = local_condition.coefficients
     lags_of = None if net.period_input is None else local_condition.lags
+    if sharpen and not (isinstance(local_condition, ConditioningRows)
+                        and isinstance(net.output_distribution, MuLawSoftmax)):
+        raise ValueError('sharpening needs a vocoder with the softmax output, generating '
+                         'from a ConditioningRows (its voicing comes from the frames)')
     temperature = tf.cast(tf.cast(temperature, tf.float32), tf.float64)
     return _Inputs(noise if callable(noise) else _stretches(noise), samples,
                    net.embed_global_condition(global_condition), temperature, chunk,
-                   rows_of, coefficients_of, lags_of)
+                   rows_of, coefficients_of, lags_of,
+                   local_condition.sharpness if sharpen else None)
 
 
 def _stretches(rows):
@@ -329,7 +348,9 @@ class _FastGeneration:
         return (forced, draws, self.inputs.temperature,
                 self._chunk_rows(first, self.inputs.rows_of),
                 self._chunk_rows(first, self.inputs.coefficients_of),
-                self._chunk_rows(first, self.inputs.lags_of))
+                self._chunk_rows(first, self.inputs.lags_of),
+                # A step draws the sample after the code the step before pushed.
+                self._chunk_rows(first - 1, self.inputs.sharpness_of))
 
     def _submit(self, first, forced, draws):
         """Starts the chunk of pushed codes ``[first, first + chunk)`` on every row group;
@@ -385,7 +406,7 @@ def _slow_loop(net, start, inputs):
         # A period input's histories: every value since the start.
         history = (lpc.excitation_values(output, heard), coding.decode(start))
         heard = heard[:, -field:]
-        past = coding.decode(window[:, -net.linear_prediction.order:])  # what predicts
+        past = coding.decode(window[:, -net.linear_prediction.taps:])  # what predicts
     for begin in range(0, inputs.samples, inputs.chunk):
         draws = inputs.draws_of(begin, min(inputs.chunk, inputs.samples - begin))
         # The rows of this chunk's windows (a receptive field before each sample).
@@ -400,7 +421,10 @@ def _slow_loop(net, start, inputs):
             taps = None if inputs.lags_of is None else \
                 _window_taps(net, inputs.lags_of, history, position)[:, -field:]
             outputs = net._window(heard, inputs.gc_embedding, window_rows, taps)
-            code = pushed = output.sample(outputs, inputs.temperature, draws[:, t - begin])
+            sharpness = None if inputs.sharpness_of is None else \
+                inputs.sharpness_of(position - 1, 1)[:, 0]
+            code = pushed = _draw(output, outputs, inputs.temperature, draws[:, t - begin],
+                                  sharpness)
             if coefficients_of is not None:
                 prediction = lpc.predict_next(past, coefficients_of(position - 1, 1)[:, 0])
                 code, pushed, value = lpc.next_sample(output, tf.fill(tf.shape(code), -1),
@@ -465,7 +489,7 @@ class _RowGroup:
         prediction_state = ()
         if coefficients is not None:
             samples = net.sample_coding
-            past = tf.fill([size, net.linear_prediction.order],
+            past = tf.fill([size, net.linear_prediction.taps],
                            samples.decode(samples.silence))
             prediction_state = (past, lpc.predict_next(past, coefficients[rows][:, 0]))
         if net.period_input is not None:
@@ -475,13 +499,14 @@ class _RowGroup:
         self.carry = (outputs, state, prediction_state)
 
     def run_chunk(self, loop, carry, forced, noise, temperature, lc_rows, lpc_rows,
-                  lag_rows=None):
+                  lag_rows=None, sharpness_rows=None):
         """One chunk of the compiled loop from ``carry``: ``(codes, the next carry)``."""
         outputs, state, prediction_state = carry
         codes, *carry = loop.run(
             outputs, state, self.gc_embedding, forced[self.rows], noise[self.rows],
             temperature, *(None if rows is None else rows[self.rows]
-                           for rows in (lc_rows, lpc_rows, lag_rows)), prediction_state)
+                           for rows in (lc_rows, lpc_rows, lag_rows, sharpness_rows)),
+            prediction_state)
         return codes, tuple(carry)
 
     def run(self, loop, *inputs):
@@ -497,25 +522,28 @@ class _FastLoop:
     def __init__(self, net):
         @tf.function(jit_compile=True, autograph=False)
         def run(outputs, state, gc_embedding, forced, noise, temperature, lc_rows=None,
-                lpc_rows=None, lag_rows=None, prediction_state=()):
+                lpc_rows=None, lag_rows=None, sharpness_rows=None, prediction_state=()):
             """Pushes one code per row and step: ``forced`` [B, n] where it is >= 0, else
             one drawn from the distribution of ``outputs`` with ``noise`` [B, n]; returns
             the codes pushed. With linear prediction, ``prediction_state`` holds the last
             samples and the next one's prediction (and with a period input, the histories
             of the excitation's and the samples' values), ``lpc_rows`` [B, n, order] the
             coefficients of the sample after each pushed code (``lag_rows`` [B, n], its
-            period)."""
+            period); ``sharpness_rows`` [B, n], voiced-only sharpening's exponent of each
+            drawn sample."""
             # The whole chunk's conditioning, projected into every layer in one matmul, time
             # first: XLA miscompiled the step's row taken as lc_projection[:, t:t + 1].
             lc_projection = None if lc_rows is None else tf.transpose(
                 net.project_local_condition(lc_rows), [1, 0, 2])
             coefficients = None if lpc_rows is None else tf.transpose(lpc_rows, [1, 0, 2])
             lags = None if lag_rows is None else tf.transpose(lag_rows)
+            sharpness = None if sharpness_rows is None else tf.transpose(sharpness_rows)
             steps = noise.shape[1]
             output = net.output_distribution
 
             def step(t, codes, outputs, state, prediction_state):
-                drawn = output.sample(outputs, temperature, noise[:, t])
+                drawn = _draw(output, outputs, temperature, noise[:, t],
+                              None if sharpness is None else sharpness[t])
                 if prediction_state:
                     # The network draws and reads the excitation; the sample is its sum
                     # with the prediction.
@@ -544,6 +572,15 @@ class _FastLoop:
             return tf.transpose(codes.stack()), outputs, state, prediction_state
 
         self.run = run
+
+
+def _draw(output, outputs, temperature, uniform, sharpness=None):
+    """One code per row from the distribution of ``outputs``; with ``sharpness`` [B],
+    voiced-only sharpened (its exponent per row, and light branches dropped)."""
+    if sharpness is None:
+        return output.sample(outputs, temperature, uniform)
+    return output.sample(outputs, temperature / tf.cast(sharpness, tf.float64), uniform,
+                         clamp=True)
 
 
 _fast_loops = weakref.WeakKeyDictionary()

@@ -51,22 +51,43 @@ NOISE_FLOOR = 1e-4
 @dataclasses.dataclass(frozen=True)
 class LinearPrediction:
     """Linear prediction of ``order`` taps for the vocoder whose features are ``features``
-    (a ``MelFeatures``), its poles pulled towards the origin by ``expansion`` (the
-    bandwidth expansion of speech codecs: ``c_k`` becomes ``expansion ** k * c_k``, which
-    widens every resonance, so that a formant the features blur is not a ringing peak)."""
+    (a ``MelFeatures``).
+
+    ``expansion``: the poles pulled towards the origin (the bandwidth expansion of speech
+    codecs: ``c_k`` becomes ``expansion ** k * c_k``, which widens every resonance, so that
+    a formant the features blur is not a ringing peak).
+
+    ``preemphasis`` ``a``: the analysis of the signal pre-emphasised by ``1 - a z^-1`` (its
+    spectrum tilted up, so the prediction spends its poles on the high formants too, as
+    LPCNet's), and generation de-emphasised after. Predicting ``p_t = s_t - a s_(t-1)``
+    from the ``p`` before it and adding ``a s_(t-1)`` back is predicting ``s_t`` from the
+    ``s`` before it with the coefficients convolved with ``(1, -a)``, one tap more: so the
+    excitation is the pre-emphasised signal's, and every path keeps reading and writing
+    the samples themselves."""
     order: int
     features: MelFeatures
     expansion: float = 1.0
+    preemphasis: float = 0.0
+
+    @property
+    def taps(self):
+        """How many past samples a prediction reads."""
+        return self.order + bool(self.preemphasis)
 
     def coefficients(self, frames):
-        """``[..., F, order]`` float32 prediction coefficients ``c_1 .. c_order`` of each
+        """``[..., F, taps]`` float32 prediction coefficients ``c_1 .. c_taps`` of each
         log-mel frame ``[..., F, channels]`` (the features' convention)."""
-        spread, cosines = _analysis_matrices(self.order, self.features)
+        spread, cosines = _analysis_matrices(self.order, self.features, self.preemphasis)
         magnitude = tf.exp(tf.cast(frames, tf.float64)) @ tf.constant(spread)
         autocorrelation = (magnitude ** 2) @ tf.constant(cosines)
         coefficients = _levinson(autocorrelation, self.order)
         if self.expansion != 1.0:
             coefficients *= tf.constant(self.expansion ** np.arange(1, self.order + 1))
+        if self.preemphasis:  # s_t - a s_(t-1) - sum c_k (s_(t-k) - a s_(t-k-1))
+            padded = tf.pad(coefficients, [[0, 0]] * (coefficients.shape.rank - 1) + [[1, 0]])
+            shifted = tf.pad(coefficients, [[0, 0]] * (coefficients.shape.rank - 1) + [[0, 1]])
+            unit = tf.one_hot(0, self.order + 1, dtype=tf.float64)
+            coefficients = shifted - self.preemphasis * padded + self.preemphasis * unit
         return tf.cast(coefficients, tf.float32)
 
     def per_sample(self, coefficients, hop_length):
@@ -76,9 +97,10 @@ class LinearPrediction:
 
 
 @functools.lru_cache(maxsize=8)
-def _analysis_matrices(order, features):
+def _analysis_matrices(order, features, preemphasis=0.0):
     """``(spread [channels, bins], cosines [bins, order + 1])``: mel bands back to linear
-    bins, and power spectrum to windowed, floored autocorrelation (float64 arrays)."""
+    bins, and power spectrum (pre-emphasised) to windowed, floored autocorrelation (float64
+    arrays)."""
     basis = librosa.filters.mel(sr=features.sample_rate, n_fft=features.n_fft,
                                 n_mels=features.channels, fmin=features.fmin,
                                 fmax=features.fmax).astype(np.float64)
@@ -93,7 +115,10 @@ def _analysis_matrices(order, features):
                                         / features.n_fft) / features.n_fft
     window = np.exp(-0.5 * (2 * np.pi * LAG_WINDOW_HZ * lags / features.sample_rate) ** 2)
     window[0] *= 1 + NOISE_FLOOR
-    return spread, cosines * window
+    # |1 - a e^(-jw)|^2: the power response of the pre-emphasis at every bin.
+    emphasis = 1 + preemphasis ** 2 - 2 * preemphasis * np.cos(
+        2 * np.pi * np.arange(bins) / features.n_fft)
+    return spread, emphasis[:, None] * cosines * window
 
 
 def _levinson(autocorrelation, order):

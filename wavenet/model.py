@@ -651,8 +651,8 @@ class WaveNetModel(keras.Model):
             samples = self.sample_coding.decode(waveform)
             coefficients = self.coefficient_rows(local_condition)[:, :length + 1]
             heard = lpc.excitation_codes(output, samples, coefficients[:, :length])
-            past = tf.pad(samples, [[0, 0], [self.linear_prediction.order, 0]])
-            prediction = lpc.predict(past[:, -self.linear_prediction.order:],
+            past = tf.pad(samples, [[0, 0], [self.linear_prediction.taps, 0]])
+            prediction = lpc.predict(past[:, -self.linear_prediction.taps:],
                                      coefficients[:, length:])[:, 0]
         if self.period_input is not None:
             # Those of samples 1 .. T, the last the predicted one's (its own value unused).

@@ -59,11 +59,13 @@ class MuLawSoftmax:
         # Softmax in float64, as the original, so tiny probabilities are not rounded to zero.
         return tf.cast(tf.nn.softmax(tf.cast(outputs, tf.float64)), tf.float32)
 
-    def sample(self, outputs, temperature, uniform):
+    def sample(self, outputs, temperature, uniform, clamp=False):
         """One code per row of ``outputs`` [B, width], drawn from the distribution scaled by
-        ``temperature`` (``p' ∝ exp(log p / temperature)``) by inverting its cumulative
-        distribution at ``uniform`` [B] in [0, 1)."""
-        return sample_codes(self.distribution(outputs), temperature, uniform)
+        ``temperature`` (``p' ∝ exp(log p / temperature)``; a number, or one per row [B])
+        by inverting its cumulative distribution at ``uniform`` [B] in [0, 1); with
+        ``clamp``, light branches of the code tree dropped first (``clamp_branches``)."""
+        proba = scale_temperature(self.distribution(outputs), temperature)
+        return inverse_cdf(clamp_branches(proba) if clamp else proba, uniform)
 
     def pcm_table(self):
         """The 16-bit sample of every code, as soundfile (libsndfile) writes its decoded
@@ -77,16 +79,48 @@ class MuLawSoftmax:
 
 
 def scale_temperature(proba, temperature):
-    """``p' ∝ exp(log p / temperature)`` over the last axis, in float64."""
+    """``p' ∝ exp(log p / temperature)`` over the last axis of ``proba`` [B, Q], in
+    float64; ``temperature`` a number or one per row [B]."""
+    temperature = tf.cast(temperature, tf.float64)
+    if temperature.shape.rank:
+        temperature = temperature[:, tf.newaxis]
     return tf.nn.softmax(tf.math.log(tf.cast(proba, tf.float64)) / temperature)
 
 
 def sample_codes(proba, temperature, uniform):
     """One code per row of ``proba`` [B, Q], drawn from the temperature-scaled distribution
     by inverting its cumulative distribution at ``uniform`` [B] in [0, 1)."""
-    cdf = tf.cumsum(scale_temperature(proba, temperature), axis=-1)
+    return inverse_cdf(scale_temperature(proba, temperature), uniform)
+
+
+def inverse_cdf(proba, uniform):
+    """The code where the cumulative distribution of ``proba`` [B, Q] (float64, not
+    necessarily normalised) crosses ``uniform`` [B] in [0, 1)."""
+    cdf = tf.cumsum(proba, axis=-1)
     below = cdf <= tf.cast(uniform, tf.float64)[:, tf.newaxis] * cdf[:, -1:]
     return tf.minimum(tf.reduce_sum(tf.cast(below, tf.int32), axis=-1), proba.shape[-1] - 1)
+
+
+# LPCNet's sampling floor: drawn bit by bit, a branch of the code tree holding less than
+# this fraction of its parent's probability is never taken.
+BRANCH_FLOOR = 0.025
+
+
+def clamp_branches(proba, floor=BRANCH_FLOOR):
+    """``proba`` [B, Q] (Q a power of two) with every code zeroed whose path through the
+    binary tree of codes (most significant bit first) passes a branch holding less than
+    ``floor`` of its parent's mass, as LPCNet's bit-by-bit sampling drops it. The masses
+    are the unclamped ones: a branch dropped higher up removes its whole subtree anyway."""
+    codes = proba.shape[-1]
+    keep = tf.ones_like(proba, tf.bool)
+    for level in range(1, codes.bit_length()):
+        width = codes >> level  # codes under each node of this level
+        nodes = tf.reduce_sum(tf.reshape(proba, [-1, codes // width, width]), axis=-1)
+        parents = tf.repeat(tf.reduce_sum(tf.reshape(nodes, [-1, codes // width // 2, 2]),
+                                          axis=-1), 2, axis=-1)
+        light = nodes < floor * parents
+        keep &= ~tf.repeat(light, width, axis=-1)
+    return tf.where(keep, proba, tf.zeros_like(proba))
 
 
 @dataclasses.dataclass(frozen=True)

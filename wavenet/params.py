@@ -46,6 +46,7 @@ class NetworkDescription:
     lc_context_channels: int = 0
     lpc_order: int = 0
     lpc_bandwidth_expansion: float = 1.0
+    preemphasis: float = 0.0
     period_input: bool = False
     # How the network is trained, kept with it: the standard deviation of Gaussian noise
     # added to the waveform the network reads (never to the samples it predicts), so that
@@ -157,7 +158,8 @@ class NetworkDescription:
         if not self.lpc_order:
             return None
         from .lpc import LinearPrediction
-        return LinearPrediction(self.lpc_order, self.features, self.lpc_bandwidth_expansion)
+        return LinearPrediction(self.lpc_order, self.features, self.lpc_bandwidth_expansion,
+                                self.preemphasis)
 
     @property
     def period(self):
@@ -330,6 +332,13 @@ def _check_linear_prediction(path, params):
             not 0 < expansion <= 1:
         raise ValueError(f'{path}: "lpc_bandwidth_expansion" must be a number in (0, 1], got '
                          f'{expansion!r}')
+    emphasis = params['preemphasis']
+    if isinstance(emphasis, bool) or not isinstance(emphasis, int | float) or \
+            not 0 <= emphasis < 1:
+        raise ValueError(f'{path}: "preemphasis" must be a number in [0, 1), got {emphasis!r}')
+    if emphasis and not order:
+        raise ValueError(f'{path}: "preemphasis" needs linear prediction ("lpc_order"): it '
+                         'tilts its analysis')
     if order and order >= params['lc_n_fft'] // 2:
         raise ValueError(f'{path}: "lpc_order" ({order}) must be below half of "lc_n_fft" '
                          f'({params["lc_n_fft"]}): its autocorrelation comes from that spectrum')

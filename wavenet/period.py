@@ -8,9 +8,12 @@ training, full-window prediction and generation compute the same lags from the s
 frames: the fine structure of the frame's low mel bands (each band less the mean of its
 neighbours, which takes the spectral envelope away and leaves the harmonics' ripple) is
 matched against that of flat harmonic combs at every candidate pitch, analysed by the very
-same features (``_templates``), and the best match's period, rounded to whole samples, is
+same features (``_combs``), and the best match's period, rounded to whole samples, is
 the frame's lag. The taps of sample ``t`` are then those a few samples either side of
 ``lag`` samples before it (``TAPS``), of the excitation and of the signal.
+
+The same match says how voiced a frame is (``PeriodInput.voicing``), which generation's
+voiced-only sharpening (``sharpening``, LPCNet's) reads.
 """
 import dataclasses
 import functools
@@ -56,15 +59,34 @@ class PeriodInput:
 
     def lags(self, frames):
         """``[..., F]`` int32 periods in samples of log-mel frames ``[..., F, channels]``."""
-        templates, periods, bands = _templates(self.features)
-        fine = _fine_structure(tf.cast(frames, tf.float32)[..., :bands])
-        match = tf.linalg.matvec(tf.constant(templates), fine)
-        return tf.gather(tf.constant(periods), tf.argmax(match, axis=-1, output_type=tf.int32))
+        periods = tf.constant(_combs(self.features).periods)
+        return tf.gather(periods, tf.argmax(self._match(frames), axis=-1, output_type=tf.int32))
+
+    def voicing(self, frames):
+        """``[..., F]`` float32 in [0, 1]: how much more like a harmonic comb each frame's
+        fine structure is than white noise's (0: no more, 1: a comb exactly), a stand-in
+        for the pitch correlation that LPCNet's features carry."""
+        noise = _combs(self.features).noise_match
+        return tf.clip_by_value((tf.reduce_max(self._match(frames), axis=-1) - noise)
+                                / (1 - noise), 0.0, 1.0)
+
+    def _match(self, frames):
+        """``[..., F, pitches]``: each frame's fine structure against every comb's."""
+        combs = _combs(self.features)
+        fine = _fine_structure(tf.cast(frames, tf.float32)[..., :combs.bands])
+        return tf.linalg.matvec(tf.constant(combs.templates), fine)
 
     def per_sample(self, lags, hop_length):
         """Frame lags ``[B, F]`` -> one per sample ``[B, F * hop]`` (sample ``t`` reads with
         frame ``t // hop``'s)."""
         return tf.repeat(lags, hop_length, axis=1)
+
+
+def sharpening(voicing):
+    """LPCNet's voiced-only sharpening: the exponent ``1 + max(0, 1.5 g - 0.5)`` that a
+    sample's distribution is raised to, from its frame's ``voicing`` ``g`` (1 in frames
+    that are noise-like, up to 2 in a clean comb)."""
+    return 1 + tf.maximum(0.0, 1.5 * voicing - 0.5)
 
 
 def tap_values(excitation, samples, lags, before=(0.0, 0.0)):
@@ -121,31 +143,40 @@ def _fine_structure(bands):
     return tf.math.l2_normalize(fine, axis=-1)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Combs:
+    templates: np.ndarray  # [pitches, bands]: each comb's fine structure
+    periods: np.ndarray  # [pitches]: each comb's period in whole samples
+    bands: int  # how many of the low bands are matched
+    noise_match: float  # the mean best match of white noise's frames
+
+
 @functools.lru_cache(maxsize=8)
-def _templates(features):
-    """``(templates [pitches, bands], periods [pitches], bands)``: the fine structure of a
-    flat harmonic comb at every candidate pitch, as ``features`` analyse it, and its period
-    in whole samples."""
+def _combs(features):
+    """The fine structure of a flat harmonic comb at every candidate pitch, as ``features``
+    analyse it (a ``_Combs``)."""
     steps = int(1200 * np.log2(HIGHEST_PITCH / LOWEST_PITCH) / PITCH_STEP)
     pitches = LOWEST_PITCH * 2 ** (np.arange(steps + 1) * PITCH_STEP / 1200)
-    centres = _band_centres(features)
-    bands = int(np.sum(centres < MATCHED_BELOW_HZ))
+    bands = int(np.sum(_band_centres(features) < MATCHED_BELOW_HZ))
     # The combs' harmonics up to a little above the matched bands (those above reach them
     # only through the window's side lobes), analysed all at once.
     rate, length = features.sample_rate, 2 * features.n_fft
     t = np.arange(length) / rate
-    phases = np.random.default_rng(0).uniform(0, 2 * np.pi, 256)
+    rng = np.random.default_rng(0)
+    phases = rng.uniform(0, 2 * np.pi, 256)
     combs = np.zeros([len(pitches), length], np.float32)
     for comb, pitch in zip(combs, pitches):
         harmonics = np.arange(1, int(1.5 * MATCHED_BELOW_HZ / pitch) + 1)
         comb[:] = np.cos(2 * np.pi * pitch * harmonics[:, None] * t
                          + phases[:len(harmonics), None]).sum(axis=0) / len(harmonics)
     frames = features(combs)
-    combs = frames[:, frames.shape[1] // 2, :bands]
+    noise = features(rng.normal(0, 0.1, 64 * features.hop_length).astype(np.float32))
     with tf.init_scope():
-        templates = _fine_structure(tf.constant(combs, tf.float32)).numpy()
+        templates = _fine_structure(tf.constant(frames[:, frames.shape[1] // 2, :bands]))
+        matches = tf.linalg.matvec(templates, _fine_structure(tf.constant(noise[:, :bands])))
+        noise_match = float(tf.reduce_mean(tf.reduce_max(matches, axis=-1)))
     periods = np.round(rate / pitches).astype(np.int32)
-    return templates, periods, bands
+    return _Combs(templates.numpy(), periods, bands, noise_match)
 
 
 def _band_centres(features):

@@ -137,7 +137,7 @@ class Sampler:
         speakers = None if self.speakers is None else keys
         with averaged_weights(self.net, self.average):
             rows = None if self.frames is None else generation.ConditioningRows(
-                self.net, self.frames, start.shape[1], self.features.silence)
+                self.net, self.frames, start.shape[1], self.features)
             chunks = [c.numpy() for c in generation.generate(
                 self.net, start, noise[:, 1:], speakers, local_condition=rows)]
         audio = self.net.sample_coding.decode(np.concatenate(chunks, axis=1)).numpy()
