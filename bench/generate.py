@@ -78,9 +78,11 @@ class Checkout:
     served: bool = False
 
     def offers(self, flag):
-        """Whether its generate.py has ``flag`` (older versions lack some)."""
-        with open(os.path.join(self.root, 'generate.py')) as script:
-            return f"'{flag}'" in script.read()
+        """Whether its generate.py has ``flag`` (older versions lack some; newer keep the
+        tool in wavenet/generate.py)."""
+        scripts = [os.path.join(self.root, 'generate.py'),
+                   os.path.join(self.root, 'wavenet', 'generate.py')]
+        return any(f"'{flag}'" in open(path).read() for path in scripts if os.path.exists(path))
 
 
 def worktree(revision, directory):

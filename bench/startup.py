@@ -39,8 +39,7 @@ def phase(name, since):
     now = time.perf_counter()
     phases[name] = now - since
     return now
-import generate
-from wavenet import load_tensorflow
+from wavenet import generate, load_tensorflow
 checkpoint, work = sys.argv[1:3]
 sys.argv = ['generate.py', checkpoint, '--samples', '1000', '--gc_id', '0', '--seed', '1',
             '--logdir', os.path.join(work, 'logdir')]

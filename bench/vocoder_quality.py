@@ -120,7 +120,7 @@ def excitation_r2(checkpoint, description, references, ema='true'):
     distribution that needs no free running; ``None`` without linear prediction."""
     if description.linear_prediction is None:
         return None
-    import pyworld
+    pyworld, _ = quality._library('pyworld')
     net = build_model(description, restoring=True)
     restore_model(net, find_checkpoint(checkpoint), averaged=ema == 'true')
     features, output = description.features, description.output

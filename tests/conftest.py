@@ -4,6 +4,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -61,6 +62,10 @@ def train_main(monkeypatch, tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setattr(sys, 'argv', ['train.py'])
+    # A training's wall time (and a --max_minutes budget) counts from the tool's start: in
+    # this process, from now.
+    import wavenet.train
+    monkeypatch.setattr(wavenet.train, 'STARTED', time.perf_counter())
     # train.py points TensorFlow's compilation cache at a folder through these: undone
     # after the test, so that no later tool run inherits them.
     for variable in ('TF_XLA_FLAGS', 'XLA_FLAGS'):

@@ -2,7 +2,7 @@
 in its reference page, every flag a page's table lists is in the parser, and every command
 line the pages give a tool parses with that tool's own parser (parsed, never run)."""
 import glob
-import importlib.util
+import importlib
 import os
 import re
 import shlex
@@ -14,12 +14,9 @@ from wavenet import convert_tf1, export
 
 
 def script_parser(name):
-    """``get_arguments()`` of a top-level script (``train.py``, ``generate.py``)."""
-    spec = importlib.util.spec_from_file_location(f'docs_{name}',
-                                                  os.path.join(ROOT, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_arguments()
+    """``get_arguments()`` of a tool (``wavenet/train.py``, ``wavenet/generate.py``), which the
+    top-level script of that name runs."""
+    return importlib.import_module(f'wavenet.{name}').get_arguments()
 
 
 # How a command line names the tool, its parser, and the page whose table lists its flags.

@@ -9,6 +9,8 @@ import sys
 
 from .cli import native_stderr_silenced
 
+__version__ = '1.0.0'
+
 _MODULE_OF = {
     'AudioReader': 'audio_reader',
     'WaveNetModel': 'model',

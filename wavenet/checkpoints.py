@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from .averaging import WeightAverage, holds_average
 from .output import MuLawSoftmax
-from .params import NETWORK_FILE, NetworkDescription
+from .params import NETWORK_FILE, NetworkDescription, params_file
 
 DEFAULT_PARAMS = './wavenet_params.json'
 TF1_SCOPE = 'wavenet/'
@@ -133,11 +133,12 @@ def network_description(prefix, params_path=None, gc_channels=None, gc_cardinali
     contradict a saved description are errors naming the field."""
     saved = NetworkDescription.beside(os.path.dirname(prefix))
     if saved is None:
-        params_path = params_path or DEFAULT_PARAMS
+        params_path = params_file(params_path or DEFAULT_PARAMS)
         described = NetworkDescription.load(params_path)
         return described.with_speakers(gc_channels, gc_cardinality), params_path
     source = os.path.join(os.path.dirname(prefix), NETWORK_FILE)
-    explicit = NetworkDescription.load(params_path).as_json() if params_path else {}
+    explicit = NetworkDescription.load(params_file(params_path)).as_json() if params_path \
+        else {}
     # The speakers are the flags' (a params file does not give them).
     explicit.update(gc_channels=gc_channels, gc_cardinality=gc_cardinality)
     explicit = {name: value for name, value in explicit.items()

@@ -29,7 +29,7 @@ from .cli import (  # noqa: E402
     positive,
 )
 from .logdir_lock import LogdirLock  # noqa: E402
-from .params import NetworkDescription, build_model  # noqa: E402
+from .params import NetworkDescription, build_model, params_file  # noqa: E402
 
 
 def get_arguments():
@@ -88,7 +88,7 @@ def checked_conversion(args):
     if checkpoints.latest_checkpoint(args.logdir):
         raise ValueError(f'--logdir {args.logdir}: already holds checkpoints; choose an '
                          'empty folder')
-    description = NetworkDescription.load(args.wavenet_params).with_speakers(
+    description = NetworkDescription.load(params_file(args.wavenet_params)).with_speakers(
         args.gc_channels, args.gc_cardinality)
     prefix = checkpoints.find_checkpoint(args.checkpoint)
     if not checkpoints.is_tf1_checkpoint(prefix):
@@ -121,5 +121,10 @@ def main(argv=None):
     print(f'Generate with: python generate.py {args.logdir}')
 
 
-if __name__ == '__main__':
+def cli():
+    """The command (``wavenet-convert-tf1``): ``main`` with its exit status."""
     sys.exit(main())
+
+
+if __name__ == '__main__':
+    cli()

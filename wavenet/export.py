@@ -218,6 +218,11 @@ def main(argv=None):
     return 0
 
 
-if __name__ == '__main__':
+def cli():
+    """The command (``wavenet-export``): ``main`` with its exit status."""
     from .cli import run
     run(main)
+
+
+if __name__ == '__main__':
+    cli()

@@ -11,6 +11,23 @@ from .model import WaveNetModel, weights_to_restore
 
 # Written into every training logdir, so generation can rebuild the same network.
 NETWORK_FILE = 'wavenet_params.json'
+# The params files that travel with the package, at the paths they have in a checkout:
+# the default network (wavenet_params.json) and the demo's (demo/*.json).
+PACKAGED = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
+
+
+def params_file(path):
+    """The params file that ``path`` names: itself where it is; where it is not, the
+    package's copy of the file of that path in a checkout (``wavenet_params.json``,
+    ``demo/vocoder_params.json``), with a line saying which file is read, so that the
+    tools work from any folder."""
+    if os.path.exists(path) or os.path.isabs(path):
+        return path
+    packaged = os.path.join(PACKAGED, os.path.normpath(path))
+    if os.path.normpath(path).startswith('..') or not os.path.isfile(packaged):
+        return path
+    print(f'{path} is not in {os.getcwd()}: reading the package\'s {packaged}')
+    return packaged
 
 PARAM_TYPES = {
     'filter_width': int, 'sample_rate': int, 'dilations': list, 'residual_channels': int,

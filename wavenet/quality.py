@@ -19,6 +19,7 @@ is: the generated audio is cut or zero-padded to the recording's length.
 """
 import dataclasses
 import importlib
+import warnings
 
 import numpy as np
 
@@ -68,7 +69,11 @@ def griffin_lim(features, recording):
 
 def _library(name):
     try:
-        return importlib.import_module(name), None
+        with warnings.catch_warnings():
+            # pyworld imports pkg_resources, which setuptools 80 warns about on stderr: a
+            # line for its authors, not for a user of these measures.
+            warnings.filterwarnings('ignore', 'pkg_resources is deprecated')
+            return importlib.import_module(name), None
     except Exception as e:  # not installed, or its native part failed to load
         return None, f'{name} cannot be imported ({type(e).__name__}: {e})'
 
