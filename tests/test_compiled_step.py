@@ -132,6 +132,33 @@ def test_equal_vocoder_pieces_start_on_frames_and_carry_their_own():
     np.testing.assert_array_equal(short_frames[7:], features(audio[:50])[:3])
 
 
+@pytest.mark.parametrize('equal', [False, True])
+@pytest.mark.parametrize('length, receptive_field, sample_size', [
+    (1000, 40, 100), (1000, 48, 112), (1003, 37, 90), (150, 40, 100), (33, 5, 200)])
+def test_every_piece_carries_the_frames_of_its_own_audio(equal, length, receptive_field,
+                                                         sample_size):
+    # A piece whose frames were cut one frame off its audio trains a vocoder that ignores
+    # its conditioning: each frame must be what the piece's own samples analyse to,
+    # wherever its window lies on the clip (the padding is silence, which a clip of a
+    # constant offset never holds).
+    features = MelFeatures(sample_rate=8000, channels=8, hop_length=16, n_fft=64)
+    rng = np.random.default_rng(length + receptive_field)
+    audio = (0.3 + 0.1 * rng.standard_normal(length)).astype(np.float32)
+    pieces = cut_conditioned_pieces(audio, features(audio), features, receptive_field,
+                                    sample_size, equal)
+    hop, half = features.hop_length, features.n_fft // 2
+    compared = 0
+    for piece, frames in pieces:
+        assert len(frames) == features.frame_count(len(piece))
+        own, clip = features(piece), np.flatnonzero(piece)
+        for f in range(len(frames)):
+            low, high = f * hop + hop // 2 - half, f * hop + hop // 2 + half
+            if clip.size and low >= clip[0] and high <= clip[-1] + 1:
+                np.testing.assert_allclose(frames[f], own[f], atol=1e-4)
+                compared += 1
+    assert compared or length < features.n_fft
+
+
 def test_the_stopwatch_counts_each_part_once(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(training.time, 'perf_counter', clock)

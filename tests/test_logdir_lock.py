@@ -66,6 +66,7 @@ def test_a_second_training_on_a_held_logdir_is_refused_in_one_line(corpus, tmp_p
     for step in numbers:
         assert saved_state(str(logdir / f'model.ckpt-{step}'), None, None) == (step, step + 1)
     assert len([n for n in os.listdir(logdir) if n.startswith('events.')]) == 1
+    assert not (logdir / LOCK_FILE).exists()  # its holder removed it as it ended
 
 
 def test_a_lock_left_by_a_killed_training_does_not_hold_the_next(corpus, tmp_path):
@@ -100,6 +101,30 @@ def test_a_held_logdir_names_its_holder_to_a_conversion_too(tmp_path):
     assert 'is held by another training' in result.stderr and \
         result.stderr.count('\n') == 1, result.stderr
     # Released, the lock takes nothing with it but the folder it made for itself.
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_lock_file_removed_as_it_was_locked_is_taken_again(tmp_path, monkeypatch):
+    # The holder removes its file as it ends; one that opened the file just before then
+    # locks a file no later process would see, so it must lock the path's file instead.
+    import wavenet.logdir_lock as logdir_lock
+    real_flock, calls = logdir_lock.fcntl.flock, []
+
+    def flock_after_the_holder_ended(file, operation):
+        if not calls:
+            os.remove(tmp_path / LOCK_FILE)
+        calls.append(os.fstat(file.fileno()).st_ino)
+        real_flock(file, operation)
+
+    monkeypatch.setattr(logdir_lock.fcntl, 'flock', flock_after_the_holder_ended)
+    held = LogdirLock(str(tmp_path), 'now').acquire()
+    monkeypatch.setattr(logdir_lock.fcntl, 'flock', real_flock)
+    try:
+        assert len(calls) == 2 and calls[1] == os.stat(tmp_path / LOCK_FILE).st_ino
+        with pytest.raises(LogdirHeld):
+            LogdirLock(str(tmp_path), 'later').acquire()
+    finally:
+        held.release()
     assert os.listdir(tmp_path) == []
 
 

@@ -5,8 +5,8 @@ Two trainings in one logdir would save under one step numbering, each replacing 
 other's checkpoint of the same step, and both write events there. The lock is
 ``fcntl.flock`` on ``LOCK_FILE``, which the kernel releases when its process ends however
 it ends, so a crashed or killed training never leaves the folder locked; the file holds
-the holder's pid, host and start, for the refusal of the next one. Readers (generate.py,
-TensorBoard) take no lock. Imports no TensorFlow.
+the holder's pid, host and start, for the refusal of the next one, and is removed as its
+holder ends. Readers (generate.py, TensorBoard) take no lock. Imports no TensorFlow.
 """
 import errno
 import json
@@ -47,11 +47,33 @@ class LogdirLock:
         while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
             self._created, folder = folder, os.path.dirname(folder)
         os.makedirs(self.logdir, exist_ok=True)
-        lock_file = open(self.path, 'a+')
+        while True:
+            lock_file = open(self.path, 'a+')
+            if not self._lock(lock_file) or _same_file(lock_file, self.path):
+                break
+            # Its holder removed the file between our open and our lock: the lock we
+            # hold is on a file nobody else will open. Lock the path's file instead.
+            lock_file.close()
+        self._file = lock_file
+        try:
+            lock_file.seek(0)
+            lock_file.truncate()
+            json.dump({'pid': os.getpid(), 'host': socket.gethostname(),
+                       'started': self.started}, lock_file)
+            lock_file.flush()
+        except OSError:  # a full disk: leave nothing behind
+            self.release()
+            raise
+        return self
+
+    def _lock(self, lock_file):
+        """Locks ``lock_file``: True, or False on a file system without locks (warned
+        once), or raises ``LogdirHeld`` naming the holder."""
         try:
             if fcntl is None:
                 raise OSError(errno.ENOSYS, 'no file locks on this system')
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
         except BlockingIOError:
             lock_file.seek(0)
             holder = _holder(lock_file.read())
@@ -64,32 +86,35 @@ class LogdirLock:
                 raise
             warn(f'{self.logdir}: its file system cannot lock files ({e.strerror}), so a '
                  'second training there would not be stopped')
-        lock_file.seek(0)
-        lock_file.truncate()
-        json.dump({'pid': os.getpid(), 'host': socket.gethostname(),
-                   'started': self.started}, lock_file)
-        lock_file.flush()
-        self._file = lock_file
-        return self
+            return False
 
     def release(self):
-        """Lets the logdir go, and with it a logdir that ``acquire`` created where nothing
-        else was written (a check failed before any work). The file stays otherwise:
-        removing it could let a process that opened it just before take a lock that no
-        later process sees."""
+        """Removes the lock file and lets the logdir go, and with it a logdir that
+        ``acquire`` created where nothing else was written (a check failed before any
+        work). Removed while still locked, so that a process which opened it just before
+        finds, once it has the lock, that the path no longer names its file, and
+        retries (``acquire``)."""
         if self._file is None:
             return
-        self._file.truncate(0)
+        if _same_file(self._file, self.path):
+            os.remove(self.path)
         self._file.close()  # which releases the lock
         self._file = None
-        if self._created and os.listdir(self.logdir) == [LOCK_FILE]:
-            os.remove(self.path)
+        if self._created and not os.listdir(self.logdir):
             folder = os.path.abspath(self.logdir)
             while not os.listdir(folder):
                 os.rmdir(folder)
                 if folder == self._created:
                     break
                 folder = os.path.dirname(folder)
+
+
+def _same_file(opened, path):
+    """Whether ``path`` still names the file ``opened`` is."""
+    try:
+        return os.path.samestat(os.fstat(opened.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _holder(text):
