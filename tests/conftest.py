@@ -35,6 +35,20 @@ from helpers import (  # noqa: E402
     write_json,
 )
 
+# The files whose tests take longest, run first: ci/test.sh hands whole files to its two
+# processes, so a long file left for last keeps one process busy while the other idles.
+LONGEST_FIRST = ('test_end_to_end.py', 'test_train.py', 'test_vocoder_training.py',
+                 'test_voicing_features.py', 'test_distribution.py', 'test_export.py',
+                 'test_disk_faults.py', 'test_output.py', 'test_weight_average.py',
+                 'test_compilation_cache.py', 'test_package.py', 'test_generated_wavs.py',
+                 'test_tf1_checkpoints.py', 'test_lpc.py', 'test_logdir_lock.py')
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 # The tools keep compiled loops in a cache folder: the suite's own, not the user's.
 _cache = tempfile.TemporaryDirectory(prefix='wavenet-cache-')
 os.environ.setdefault('WAVENET_CACHE_DIR', _cache.name)
