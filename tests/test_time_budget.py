@@ -3,11 +3,14 @@ progress, the stop after the first step past the budget, the minutes kept in the
 checkpoint for a resumed training, a budget shorter than one step, and the replicas and
 workers of one training stopping together at the chief's word."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import (
+    ROOT,
     FakeClock,
     build_under,
     checkpoint_numbers,
@@ -175,3 +178,16 @@ def test_the_workers_of_a_training_stop_together_at_the_chiefs_word(corpus, tmp_
     assert 'The budget of 0.4 minutes is spent' in chief_out
     assert checkpoint_numbers(tmp_path / 'logdir') == [0, last]
     assert os.listdir(tmp_path / '1') == []
+
+
+@pytest.mark.parametrize('before, counted', [(1.5, True), (6.0, False)])
+def test_the_budget_counts_the_interpreters_start_up(before, counted):
+    # The command's `time` counts from the process's start, before train.py's first line;
+    # a notebook that imports the tool long after it started is not charged its age.
+    script = (f'import time; time.sleep({before}); import wavenet.train as tool; '
+              'print(time.perf_counter() - tool.STARTED)')
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert result.returncode == 0, result.stderr
+    charged = float(result.stdout)
+    assert (charged >= before) == counted and charged < before + 20

@@ -6,14 +6,29 @@ This script trains a network with the WaveNet using data from the VCTK corpus,
 which can be freely downloaded at the following site (~10 GB):
 http://homepages.inf.ed.ac.uk/jyamagis/page3/page58/page58.html
 """
+import os
 import time
 
-STARTED = time.perf_counter()  # the wall time a training reports counts from here
+
+def _process_start():
+    """``time.perf_counter``'s reading when this process started, so that the interpreter's
+    start-up before this module counts against a time budget too (as the command's
+    ``time`` counts it); now where /proc cannot say, or where the process is older than a
+    tool's start-up (a notebook importing this module)."""
+    try:
+        with open('/proc/self/stat') as stat, open('/proc/uptime') as uptime:
+            started = float(stat.read().rsplit(')', 1)[1].split()[19])  # its 22nd field
+            age = float(uptime.read().split()[0]) - started / os.sysconf('SC_CLK_TCK')
+        return time.perf_counter() - (age if 0.0 <= age < 5.0 else 0.0)
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter()
+
+
+STARTED = _process_start()  # the wall time a training reports counts from here
 
 # isort: split
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
-import os  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402

@@ -327,7 +327,7 @@ class TrainingPlan:
 
 # What a training's process takes after its last checkpoint and samples (the last events
 # written, the interpreter's exit), kept in a time budget's reserve.
-ENDING_SECONDS = 1.0
+ENDING_SECONDS = 2.0
 
 
 def train(train_step, batches, manager, writer, plan, strategy=None, chief=True,
