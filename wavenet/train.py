@@ -90,6 +90,10 @@ LEARNING_RATE = 1e-3
 WAVENET_PARAMS = './wavenet_params.json'
 STARTED_AT = f'{datetime.now():%Y-%m-%d %H:%M:%S}'
 STARTED_DATESTRING = STARTED_AT.replace(' ', 'T').replace(':', '-')
+# Run as the command (``cli``), the process ends without any teardown; what must not be
+# torn down before then is kept here.
+_ENDS_WITHOUT_TEARDOWN = False
+_KEPT_UNTIL_EXIT = []
 SAMPLE_SIZE = 100000
 L2_REGULARIZATION_STRENGTH = 0
 SILENCE_THRESHOLD = 0.3
@@ -416,10 +420,16 @@ def build_and_train(parser, args, setup):
         print(note, file=sys.stderr)
     print(f'Training step: {"compiled with XLA" if compiled else "not compiled"} '
           f'(--jit_compile={args.jit_compile})')
+    stream = batches(args, setup, compiled)
+    if _ENDS_WITHOUT_TEARDOWN:
+        # Destroying the input pipeline waits for the files its threads are reading,
+        # which on a busy core can take a minute after the last step; the process's
+        # end stops them instead.
+        _KEPT_UNTIL_EXIT.append(stream)
     try:
         train(make_train_step(net, optimizer, args.l2_regularization_strength or None,
                               strategy, setup.description.input_noise, average, compiled),
-              batches(args, setup, compiled), manager, writer,
+              stream, manager, writer,
               plan(args, setup, first_step, spent_before, net, average, chief), strategy, chief,
               Stopwatch(STARTED))
     except (TrainingDiverged, WorkerLost, DiskFull) as e:
@@ -463,6 +473,8 @@ def cli():
     """The command: ``main`` with its exit status."""
     # Every file is closed by then, so the interpreter's and TensorFlow's slow teardown
     # would only add to the minutes a user waits (and a --max_minutes budget).
+    global _ENDS_WITHOUT_TEARDOWN
+    _ENDS_WITHOUT_TEARDOWN = True
     run(main, skip_teardown=True)
 
 
