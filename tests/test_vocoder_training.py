@@ -35,26 +35,23 @@ def pitch_track(audio, frame=128):
     return np.array(found)
 
 
-@pytest.mark.parametrize('compiled', [False, True])
-def test_vocoder_follows_a_new_pitch_track(compiled):
-    # Compiled, as train.py's --jit_compile=auto trains a vocoder: on pieces of one length
-    # cut from the clips, which must still carry their own frames.
+def test_vocoder_follows_a_new_pitch_track():
+    # Trained as train.py's --jit_compile=auto trains a vocoder: the compiled step, on
+    # pieces of one length cut from the clips, which must still carry their own frames
+    # (the uncompiled step takes the same steps: test_compiled_step.py).
     rng = np.random.default_rng(0)
     tf.random.set_seed(0)
     net = WaveNetModel(batch_size=1, dilations=[1, 2, 4, 8, 16, 32], filter_width=2,
                        residual_channels=16, dilation_channels=16, skip_channels=32,
                        quantization_channels=64, use_biases=True, local_condition_channels=20,
                        lc_upsample_scales=[4, 8])
-    train_step = make_train_step(net, optimizer_factory['adam'](3e-3, None),
-                                 jit_compile=compiled)
+    train_step = make_train_step(net, optimizer_factory['adam'](3e-3, None), jit_compile=True)
     for _ in range(400):
         # Four tones gliding between random pitches in [150, 600] Hz, 1500 samples each.
         clips = [glide(np.geomspace(*rng.uniform(150, 600, 2), 1500)) for _ in range(4)]
         pieces = [cut_conditioned_pieces(clip, FEATURES(clip), FEATURES, net.receptive_field,
-                                         1024 if compiled else None, equal=compiled)
-                  for clip in clips]
-        pieces = [clip_pieces[rng.integers(len(clip_pieces)) if compiled else 0]
-                  for clip_pieces in pieces]
+                                         1024, equal=True) for clip in clips]
+        pieces = [clip_pieces[rng.integers(len(clip_pieces))] for clip_pieces in pieces]
         losses = train_step(np.stack([p for p, _ in pieces])[..., None], None,
                             np.stack([f for _, f in pieces]))
     assert float(losses['loss']) < 2.0
