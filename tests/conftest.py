@@ -36,12 +36,16 @@ from helpers import (  # noqa: E402
 )
 
 # The files whose tests take longest, run first: ci/test.sh hands whole files to its two
-# processes, so a long file left for last keeps one process busy while the other idles.
+# processes, so a long file left for last keeps one process busy while the other idles
+# (ci/test.sh keeps this order with --no-loadscope-reorder).
 LONGEST_FIRST = ('test_end_to_end.py', 'test_train.py', 'test_vocoder_training.py',
-                 'test_voicing_features.py', 'test_distribution.py', 'test_export.py',
-                 'test_disk_faults.py', 'test_output.py', 'test_weight_average.py',
-                 'test_compilation_cache.py', 'test_package.py', 'test_generated_wavs.py',
-                 'test_tf1_checkpoints.py', 'test_lpc.py', 'test_logdir_lock.py')
+                 'test_voicing_features.py', 'test_export.py', 'test_disk_faults.py',
+                 'test_distribution.py', 'test_generated_wavs.py', 'test_compilation_cache.py',
+                 'test_weight_average.py', 'test_generate_refusals.py', 'test_lpc.py',
+                 'test_tf1_checkpoints.py', 'test_compiled_step.py',
+                 'test_incremental_generation.py', 'test_output.py', 'test_package.py',
+                 'test_logdir_lock.py', 'test_time_budget.py', 'test_model.py',
+                 'test_summaries.py', 'test_period.py', 'test_sampling.py')
 
 
 def pytest_collection_modifyitems(items):

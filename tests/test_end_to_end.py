@@ -14,6 +14,9 @@ from wavenet import WaveNetModel, mu_law_decode, optimizer_factory
 from wavenet.training import make_train_step
 
 GENERATE_SAMPLES = 1000
+# The full-window path recomputes the whole receptive field for every sample; its first
+# samples, drawn with the same random numbers, must already be the incremental path's.
+FULL_WINDOW_SAMPLES = 250
 MOMENTUM = 0.95
 
 
@@ -30,14 +33,14 @@ VARIANTS = {
                      optimizer='sgd', learning_rate=0.02, iterations=800),
 }
 
-def generate_waveform(net, fast_generation, speaker, rng):
-    """Samples GENERATE_SAMPLES codes after a receptive field of silence (code 128)."""
+def generate_waveform(net, fast_generation, speaker, rng, samples=GENERATE_SAMPLES):
+    """Samples ``samples`` codes after a receptive field of silence (code 128)."""
     waveform = [QUANTIZATION_CHANNELS // 2] * net.receptive_field
     if fast_generation:
         net.reset_incremental_state()
         for code in waveform[:-1]:
             net.predict_proba_incremental(code, speaker)
-    for _ in range(GENERATE_SAMPLES):
+    for _ in range(samples):
         if fast_generation:
             proba = net.predict_proba_incremental(waveform[-1], speaker)
         else:
@@ -70,9 +73,10 @@ def test_end_to_end_training(name):
     for speaker in range(len(NOTES)) if conditioned else [None]:
         # The same random draws on both paths: their distributions agree to 1e-5, so
         # they must generate the same waveform, and it must be the chord (or the note).
-        full = generate_waveform(net, False, speaker, np.random.RandomState(42))
+        full = generate_waveform(net, False, speaker, np.random.RandomState(42),
+                                 FULL_WINDOW_SAMPLES)
         fast = generate_waveform(net, True, speaker, np.random.RandomState(42))
-        np.testing.assert_array_equal(fast, full)
+        np.testing.assert_array_equal(fast[:full.size], full)
         at_note, total = note_powers(fast)
         if conditioned:
             others = np.delete(at_note, speaker)
