@@ -63,6 +63,18 @@ def test_unlabelled_file_refused_only_with_global_conditioning(tmp_path):
     assert len(reader.files) == 2
 
 
+@pytest.mark.parametrize('names, voices', [
+    (['vm-goodbye.wav', 'tt-weasels.wav'], 'no speaker ids in its file names'),
+    (['p225_001.wav', 'p225_002.wav'], '1 speaker'),
+    (['p225_001.wav', 'p226_001.wav', 'prompt.wav'], '2 speakers')])
+def test_the_corpus_line_counts_the_speaker_ids_of_the_names(tmp_path, names, voices):
+    for name in names:
+        write_wav(tmp_path / name, np.zeros(SAMPLE_RATE // 2, np.float32))
+    reader = AudioReader(str(tmp_path), SAMPLE_RATE, gc_enabled=False, receptive_field=4)
+    assert reader.summary() == (f'Corpus {tmp_path}: {len(names)} files, {voices}, '
+                                f'{0.5 * len(names):.1f} seconds of audio')
+
+
 def test_empty_corpus_refused(tmp_path):
     (tmp_path / 'notes.txt').write_text('no audio here')
     with pytest.raises(ValueError, match=f"No audio files found in '{tmp_path}'"):

@@ -218,6 +218,9 @@ class AudioReader:
             raise ValueError(f'no usable audio: not one of the {len(self.files)} training '
                              f'files can be read as audio ({problem})')
         speakers = len({speaker_id(f) for f in self.files + self.validation_files} - {None})
+        # A folder of prompts has no VCTK names to count speakers by: say so, not "0".
+        voices = {0: 'no speaker ids in its file names', 1: '1 speaker'}.get(
+            speakers, f'{speakers} speakers')
         if seconds >= 3600:
             length = f'{seconds / 3600:.1f} hours'
         elif seconds >= 60:
@@ -227,7 +230,7 @@ class AudioReader:
         held = (f' ({len(self.validation_files)} held out for validation)'
                 if self.validation_files else '')
         return (f'Corpus {self.audio_dir}: {len(self.files) + len(self.validation_files)} '
-                f'files{held}, {speakers} speakers, {length} of audio')
+                f'files{held}, {voices}, {length} of audio')
 
     def silence_hint(self):
         """When files were dropped as silence: the loudest frame RMS among them and a
