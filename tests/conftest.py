@@ -2,6 +2,7 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -91,6 +92,36 @@ def train_main(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv('TF_CONFIG', raising=False)
     return module.main
+
+
+@pytest.fixture
+def generate_main(monkeypatch, capsys):
+    """``generate.py`` run in this process on ``flags``, its exit status and output as the
+    ``CompletedProcess`` of ``helpers.run_generate``: for its refusals, which end before
+    any generation, so that a process of their own would only add the seconds of its
+    TensorFlow import. (That a refusal is one line on the process's stderr, TensorFlow's
+    native logs included, is held by tests that run the tool.)"""
+    from wavenet import generate
+    monkeypatch.setattr(sys, 'argv', ['generate.py'])
+    # generate.py sets these for TensorFlow: undone after the test, so that no later tool
+    # run inherits them.
+    for variable in ('TF_XLA_FLAGS', 'XLA_FLAGS', 'TF_NUM_INTRAOP_THREADS'):
+        if variable in os.environ:
+            monkeypatch.setenv(variable, os.environ[variable])
+        else:
+            monkeypatch.delenv(variable, raising=False)
+
+    def run(*flags):
+        flags = [str(flag) for flag in flags]
+        capsys.readouterr()
+        try:
+            status = generate.main(flags) or 0
+        except SystemExit as e:
+            status = e.code
+        output = capsys.readouterr()
+        return subprocess.CompletedProcess(['generate.py', *flags], status, output.out,
+                                           output.err)
+    return run
 
 
 @pytest.fixture(scope='session')

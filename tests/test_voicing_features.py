@@ -107,28 +107,40 @@ def test_samples_fewer_than_the_frames_describe(files, tmp_path):
     (['--lc_wav', 'speech.wav', '--samples', 1009],
      '--samples 1009 is more than the 63 frames of --lc_wav describe (1008 samples)'),
 ])
-def test_bad_vocoder_input_is_one_line(files, tmp_path, flags, message):
+def test_bad_vocoder_input_is_one_line(generate_main, files, tmp_path, flags, message):
+    result = refuse(generate_main, files, tmp_path, flags)
+    assert message.format(root=files['root']) in result.stderr
+
+
+def test_the_tool_refuses_a_wav_it_cannot_read_in_one_line(files, tmp_path):
+    """As above, through the process's own stderr: the audio library's logs kept off it."""
+    result = refuse(lambda *flags: run(GENERATE, *flags), files, tmp_path, ['--lc_wav', 'not.wav'])
+    assert f'--lc_wav {files["root"]}/not.wav: cannot read it as audio' in result.stderr
+
+
+def refuse(generate, files, tmp_path, flags):
+    """``generate`` (the tool, or its ``main``) on the vocoder with ``flags`` (file names
+    in ``files['root']``): a one-line refusal, exit status 2, nothing written."""
     flags = [os.path.join(files['root'], f) if str(f).endswith(('.npy', '.wav')) else f
              for f in flags]
-    result = run(GENERATE, files['vocoder'], '--gc_id', 1, *flags,
-                 '--wav_out_path', tmp_path / 'out.wav', '--logdir', tmp_path / 'logs')
+    result = generate(files['vocoder'], '--gc_id', 1, *flags,
+                      '--wav_out_path', tmp_path / 'out.wav', '--logdir', tmp_path / 'logs')
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('generate.py: error: ')
-    assert message.format(root=files['root']) in lines[0]
+    assert len(lines) == 1 and lines[0].startswith('generate.py: error: '), result.stderr
     assert os.listdir(tmp_path) == []  # nothing written, not even the logdir
+    return result
 
 
-def test_features_for_an_unconditioned_network_refused(files, tmp_path):
-    result = run(GENERATE, files['plain'], '--lc_wav', files['wav'],
-                 '--logdir', tmp_path / 'logs')
+def test_features_for_an_unconditioned_network_refused(generate_main, files, tmp_path):
+    result = generate_main(files['plain'], '--lc_wav', files['wav'],
+                           '--logdir', tmp_path / 'logs')
     assert result.returncode == 2
     assert result.stderr.strip() == (
         'generate.py: error: --lc_wav given, but the network is not locally conditioned '
         '(no lc_channels in its description)')
 
 
-@pytest.mark.parametrize('speakers', [False, True])
 def test_train_py_trains_a_vocoder_that_generate_py_voices(tmp_path, speakers):
     corpus = tmp_path / 'corpus'
     rng = np.random.default_rng(1)
