@@ -102,3 +102,21 @@ def test_the_wheel_installs_and_its_tools_run_from_an_empty_folder(tmp_path):
     assert sorted(os.listdir(empty)) == ['logdir', 'out.wav']
     for tool in ('wavenet-export', 'wavenet-convert-tf1'):
         assert 'usage:' in run([str(bin_dir / tool), '--help'], cwd=empty, env=env).stdout
+
+
+# Run by a fresh Python: what the tools' import of TensorFlow leaves loaded.
+IMPORTS_TENSORFLOW = """
+import sys
+from wavenet import load_tensorflow
+load_tensorflow()
+print(sorted(name for name in ('sklearn', 'matplotlib') if name in sys.modules))
+from matplotlib.figure import Figure  # the toolkit's own pictures still draw
+print(type(Figure()).__name__)
+"""
+
+
+def test_the_tools_import_tensorflow_without_what_keras_loads_for_plots_and_wrappers():
+    result = subprocess.run([sys.executable, '-c', IMPORTS_TENSORFLOW], capture_output=True,
+                            text=True, timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['[]', 'Figure']

@@ -24,6 +24,9 @@ _MODULE_OF = {
 
 __all__ = sorted(_MODULE_OF)
 
+# What Keras imports if it can, and copes without (see load_tensorflow).
+_UNUSED_BY_KERAS = ('sklearn', 'matplotlib')
+
 
 def __getattr__(name):
     if name not in _MODULE_OF:
@@ -40,16 +43,18 @@ def load_tensorflow():
     ``TF_CPP_MIN_LOG_LEVEL``: a tool's output is its own lines and one-line errors.
 
     Keras, which TensorFlow loads, imports scikit-learn when it is installed (librosa
-    installs it), for wrappers this toolkit never uses: 0.6 s of every tool's start-up,
-    skipped by hiding it during the import."""
+    installs it) and matplotlib's pyplot, for wrappers and plots this toolkit never uses: a
+    second or more of every tool's start-up, skipped by hiding them during the import (the
+    toolkit's own pictures import matplotlib later, as they need it)."""
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-    hidden = 'sklearn' not in sys.modules
-    if hidden:
-        sys.modules['sklearn'] = None  # what Python takes as "not installed"
+    hidden = [name for name in _UNUSED_BY_KERAS if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # what Python takes as "not installed"
     try:
         with native_stderr_silenced():
             import tensorflow
     finally:
-        if hidden and sys.modules.get('sklearn', 0) is None:
-            del sys.modules['sklearn']
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
     return tensorflow
