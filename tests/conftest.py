@@ -32,6 +32,7 @@ from helpers import (  # noqa: E402
     TEN_LAYERS,
     describe,
     save_checkpoint,
+    train_flags,
     write_corpus,
     write_json,
 )
@@ -92,6 +93,23 @@ def train_main(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv('TF_CONFIG', raising=False)
     return module.main
+
+
+@pytest.fixture
+def train_in_process(train_main, capsys):
+    """``helpers.run_train`` in this process (``train_main``, in the test's ``tmp_path``):
+    ``(corpus, *flags) -> CompletedProcess``, for the trainings whose process is not what
+    the test holds, so that they do not pay for importing TensorFlow again."""
+    def run(corpus, *flags):
+        capsys.readouterr()
+        try:
+            status = train_main(train_flags(corpus, *flags)) or 0
+        except SystemExit as e:
+            status = e.code
+        output = capsys.readouterr()
+        return subprocess.CompletedProcess(['train.py', *flags], status, output.out,
+                                           output.err)
+    return run
 
 
 @pytest.fixture

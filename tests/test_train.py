@@ -105,11 +105,11 @@ def test_training_writes_checkpoints_description_and_events(trained):
     assert times['time/compiling'] > 0 and times['time/steps'] > 0
 
 
-def test_resume_continues_after_the_saved_step(trained, corpus, tmp_path):
+def test_resume_continues_after_the_saved_step(train_in_process, trained, corpus, tmp_path):
     logdir = copy_of(trained[0], tmp_path)
-    result = run_train(corpus, tmp_path, f'--logdir={logdir}', '--num_steps=9',
-                       '--checkpoint_every=2', f'--gc_channels={GC_CHANNELS}',
-                       '--l2_regularization_strength=0.01')
+    result = train_in_process(corpus, f'--logdir={logdir}', '--num_steps=9',
+                              '--checkpoint_every=2', f'--gc_channels={GC_CHANNELS}',
+                              '--l2_regularization_strength=0.01')
     assert result.returncode == 0, result.stderr
     assert f'  Checkpoint found: {logdir}/model.ckpt-5' in result.stdout
     assert '  Global step was: 5' in result.stdout
@@ -127,11 +127,12 @@ def test_resume_continues_after_the_saved_step(trained, corpus, tmp_path):
         assert abs(printed - total) <= 0.0005
 
 
-def test_learning_rate_flag_wins_over_the_restored_one(trained, corpus, tmp_path):
+def test_learning_rate_flag_wins_over_the_restored_one(train_in_process, trained, corpus,
+                                                      tmp_path):
     # Keras saves the learning rate with the optimizer; the original's flag always applied.
     logdir = copy_of(trained[0], tmp_path)
-    result = run_train(corpus, tmp_path, f'--logdir={logdir}', '--num_steps=7',
-                       '--learning_rate=0.25', f'--gc_channels={GC_CHANNELS}')
+    result = train_in_process(corpus, f'--logdir={logdir}', '--num_steps=7',
+                              '--learning_rate=0.25', f'--gc_channels={GC_CHANNELS}')
     assert result.returncode == 0, result.stderr
     saved = tf.train.load_variable(str(logdir / 'model.ckpt-6'),
                                    'optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE')
@@ -150,12 +151,13 @@ def test_a_cosine_schedule_takes_the_rate_down_to_its_floor(train_main, corpus, 
         assert saved == pytest.approx(floor + (0.1 - floor) * (1 + np.cos(np.pi * step / 4)) / 2)
 
 
-def test_restore_from_elsewhere_starts_at_step_zero_in_a_new_logdir(trained, corpus, tmp_path):
+def test_restore_from_elsewhere_starts_at_step_zero_in_a_new_logdir(train_in_process, trained,
+                                                                   corpus, tmp_path):
     source = shutil.copytree(trained[0], tmp_path / 'source')
     before = {path: path.stat().st_mtime_ns for path in source.rglob('*')}
     # No --logdir_root: the default, ./logdir/train/<date>.
-    result = run_train(corpus, tmp_path, f'--restore_from={source}', '--num_steps=2',
-                       f'--gc_channels={GC_CHANNELS}')
+    result = train_in_process(corpus, f'--restore_from={source}', '--num_steps=2',
+                              f'--gc_channels={GC_CHANNELS}')
     assert result.returncode == 0, result.stderr
     assert f'  Checkpoint found: {source}/model.ckpt-5' in result.stdout
     assert [s for s, _ in printed_steps(result.stdout)] == [0, 1]
@@ -168,12 +170,12 @@ def test_restore_from_elsewhere_starts_at_step_zero_in_a_new_logdir(trained, cor
     assert {path: path.stat().st_mtime_ns for path in source.rglob('*')} == before
 
 
-def test_resume_restores_the_weights_themselves(trained, corpus, tmp_path):
+def test_resume_restores_the_weights_themselves(train_in_process, trained, corpus, tmp_path):
     """One more step at a vanishing learning rate: the weights saved after it are the
     restored ones, not a fresh network's."""
     logdir = copy_of(trained[0], tmp_path)
-    result = run_train(corpus, tmp_path, f'--logdir={logdir}', '--num_steps=7',
-                       '--learning_rate=1e-12', f'--gc_channels={GC_CHANNELS}')
+    result = train_in_process(corpus, f'--logdir={logdir}', '--num_steps=7',
+                              '--learning_rate=1e-12', f'--gc_channels={GC_CHANNELS}')
     assert result.returncode == 0, result.stderr
     assert [s for s, _ in printed_steps(result.stdout)] == [6]
     restored, saved = (tf.train.load_checkpoint(str(logdir / f'model.ckpt-{n}')) for n in (5, 6))
@@ -538,11 +540,12 @@ def test_an_error_inside_the_input_pipeline_ends_the_process(corpus, tmp_path):
         assert 'RuntimeError: injected failure in ' in result.stderr
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path):
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(train_in_process, corpus,
+                                                           tmp_path):
     logdir = tmp_path / 'logdir'
     # A learning rate this absurd makes the logits overflow within a few steps.
-    result = run_train(corpus, tmp_path, f'--logdir={logdir}', '--optimizer=sgd',
-                       '--learning_rate=1e30', '--checkpoint_every=1', '--num_steps=50')
+    result = train_in_process(corpus, f'--logdir={logdir}', '--optimizer=sgd',
+                              '--learning_rate=1e30', '--checkpoint_every=1', '--num_steps=50')
     assert result.returncode == 1
     message = result.stderr.splitlines()[-1]
     match = re.fullmatch(r'train\.py: error: Loss is (NaN|infinite) at step (\d+); stopping\. '
@@ -556,13 +559,13 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path):
     assert tf.train.latest_checkpoint(str(logdir)) == match.group(3)
 
 
-def test_a_seeded_training_runs_again_alike(corpus, tmp_path):
+def test_a_seeded_training_runs_again_alike(train_in_process, corpus, tmp_path):
     """--seed: the same initial weights, pieces in the same order, the same losses and
     weights; another seed, another training."""
     runs = {}
     for name, seed in (('a', 5), ('b', 5), ('c', 6)):
-        result = run_train(corpus, tmp_path, f'--logdir={tmp_path / name}', '--num_steps=4',
-                           f'--seed={seed}', '--shuffle_pieces=8')
+        result = train_in_process(corpus, f'--logdir={tmp_path / name}', '--num_steps=4',
+                                  f'--seed={seed}', '--shuffle_pieces=8')
         assert result.returncode == 0, result.stderr
         weights = tf.train.load_variable(str(tmp_path / name / 'model.ckpt-3'),
                                          'model/layer1/filter/.ATTRIBUTES/VARIABLE_VALUE')
