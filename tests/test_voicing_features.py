@@ -141,7 +141,9 @@ def test_features_for_an_unconditioned_network_refused(generate_main, files, tmp
         '(no lc_channels in its description)')
 
 
-def test_train_py_trains_a_vocoder_that_generate_py_voices(tmp_path, speakers):
+@pytest.mark.parametrize('speakers', [False, True])
+def test_train_py_trains_a_vocoder_that_generate_py_voices(train_main, capsys, tmp_path,
+                                                           speakers):
     corpus = tmp_path / 'corpus'
     rng = np.random.default_rng(1)
     for speaker in (1, 2):
@@ -169,11 +171,13 @@ def test_train_py_trains_a_vocoder_that_generate_py_voices(tmp_path, speakers):
     # Resuming keeps the description: a params file without lc fields is refused.
     plain = tmp_path / 'plain.json'
     plain.write_text(json.dumps(PLAIN))
-    result = run(TRAIN, '--data_dir', corpus, '--wavenet_params', plain, '--num_steps', 5,
-                 '--silence_threshold', 0, '--logdir', logdir, *gc)
-    assert result.returncode == 2
+    with pytest.raises(SystemExit) as refused:
+        train_main([str(flag) for flag in ('--data_dir', corpus, '--wavenet_params', plain,
+                                           '--num_steps', 5, '--silence_threshold', 0,
+                                           '--logdir', logdir, *gc)])
+    assert refused.value.code == 2
     assert '"lc_channels": None in --wavenet_params does not match the network saved in' \
-        in result.stderr
+        in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('vocoder', [True, False], ids=['vocoder', 'plain'])
