@@ -2,7 +2,6 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from helpers import (  # noqa: E402
     SMALL_VOCODER,
     TEN_LAYERS,
     describe,
+    run_in_process,
     save_checkpoint,
     train_flags,
     write_corpus,
@@ -100,16 +100,8 @@ def train_in_process(train_main, capsys):
     """``helpers.run_train`` in this process (``train_main``, in the test's ``tmp_path``):
     ``(corpus, *flags) -> CompletedProcess``, for the trainings whose process is not what
     the test holds, so that they do not pay for importing TensorFlow again."""
-    def run(corpus, *flags):
-        capsys.readouterr()
-        try:
-            status = train_main(train_flags(corpus, *flags)) or 0
-        except SystemExit as e:
-            status = e.code
-        output = capsys.readouterr()
-        return subprocess.CompletedProcess(['train.py', *flags], status, output.out,
-                                           output.err)
-    return run
+    return lambda corpus, *flags: run_in_process('train.py', train_main,
+                                                 train_flags(corpus, *flags), capsys)
 
 
 @pytest.fixture
@@ -128,18 +120,7 @@ def generate_main(monkeypatch, capsys):
             monkeypatch.setenv(variable, os.environ[variable])
         else:
             monkeypatch.delenv(variable, raising=False)
-
-    def run(*flags):
-        flags = [str(flag) for flag in flags]
-        capsys.readouterr()
-        try:
-            status = generate.main(flags) or 0
-        except SystemExit as e:
-            status = e.code
-        output = capsys.readouterr()
-        return subprocess.CompletedProcess(['generate.py', *flags], status, output.out,
-                                           output.err)
-    return run
+    return lambda *flags: run_in_process('generate.py', generate.main, flags, capsys)
 
 
 @pytest.fixture(scope='session')

@@ -58,6 +58,21 @@ def run_generate(*flags, cwd=None, env=None, cores=None):
     return run_tool(GENERATE, *flags, cwd=cwd, env=env, cores=cores)
 
 
+def run_in_process(tool, main, flags, capsys):
+    """A tool's ``main`` run in this process on ``flags``, as ``run_tool`` runs the tool:
+    its exit status and its Python-level output (``capsys``) as a ``CompletedProcess``. For
+    refusals and short trainings, which would otherwise pay seconds for a process's
+    TensorFlow import; TensorFlow's native logs are not in it."""
+    flags = [str(flag) for flag in flags]
+    capsys.readouterr()
+    try:
+        status = main(flags) or 0
+    except SystemExit as e:
+        status = e.code
+    output = capsys.readouterr()
+    return subprocess.CompletedProcess([tool, *flags], status, output.out, output.err)
+
+
 def read_int16(path):
     """A wav's samples as the 16-bit integers written."""
     return soundfile.read(str(path), dtype='int16')[0]

@@ -19,6 +19,7 @@ from helpers import (
     describe,
     read_int16,
     run_generate,
+    run_in_process,
     save_checkpoint,
 )
 
@@ -214,19 +215,6 @@ def test_saved_model_cli_lists_the_signatures(vocoder, speakers):
     assert 'vocode' not in shown['speakers'] and 'generate' not in shown['vocoder']
 
 
-def export_in_process(capsys, checkpoint, out_dir):
-    """``export``'s ``CompletedProcess``, its ``main`` run in this process: for refusals,
-    which end before it builds a network."""
-    from wavenet.export import main
-    capsys.readouterr()
-    try:
-        status = main([str(checkpoint), str(out_dir)])
-    except SystemExit as e:
-        status = e.code
-    output = capsys.readouterr()
-    return subprocess.CompletedProcess(['export'], status, output.out, output.err)
-
-
 # A refusal after TensorFlow has read a checkpoint runs as the tool, so that its native logs
 # count against the one line.
 @pytest.mark.parametrize('case', ['exists', 'no_checkpoint', 'embeddings'])
@@ -246,7 +234,8 @@ def test_export_refuses_in_one_line_and_writes_nothing(case, speaker_files, tmp_
     if case == 'embeddings':
         result = export(checkpoint, out)
     else:
-        result = export_in_process(capsys, checkpoint, out)
+        from wavenet.export import main
+        result = run_in_process('export', main, [checkpoint, out], capsys)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
