@@ -115,11 +115,13 @@ def generate_main(monkeypatch, capsys):
     monkeypatch.setattr(sys, 'argv', ['generate.py'])
     # generate.py sets these for TensorFlow: undone after the test, so that no later tool
     # run inherits them.
+    # (monkeypatch undoes only what it recorded: a variable it did not find is recorded by
+    # setting it first.)
     for variable in ('TF_XLA_FLAGS', 'XLA_FLAGS', 'TF_NUM_INTRAOP_THREADS'):
-        if variable in os.environ:
-            monkeypatch.setenv(variable, os.environ[variable])
-        else:
-            monkeypatch.delenv(variable, raising=False)
+        original = os.environ.get(variable)
+        monkeypatch.setenv(variable, original or '')
+        if original is None:
+            monkeypatch.delenv(variable)
     return lambda *flags: run_in_process('generate.py', generate.main, flags, capsys)
 
 
