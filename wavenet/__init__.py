@@ -44,7 +44,7 @@ def load_tensorflow():
 
     Keras, which TensorFlow loads, imports scikit-learn when it is installed (librosa
     installs it) and matplotlib's pyplot, for wrappers and plots this toolkit never uses: a
-    second or more of every tool's start-up, skipped by hiding them during the import (the
+    share of every tool's start-up, skipped by hiding them during the import (the
     toolkit's own pictures import matplotlib later, as they need it)."""
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     hidden = [name for name in _UNUSED_BY_KERAS if name not in sys.modules]
