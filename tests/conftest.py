@@ -73,6 +73,18 @@ def mixed_precision():
     distribution.set_precision('float32')
 
 
+def restored_after_the_test(monkeypatch, *variables):
+    """Puts the environment ``variables`` back as they were after the test (unset where
+    they were), so that no later tool run inherits what a tool run in the test's process set.
+    (monkeypatch undoes only what it recorded: a variable it did not find is recorded by
+    setting it first.)"""
+    for variable in variables:
+        original = os.environ.get(variable)
+        monkeypatch.setenv(variable, original or '')
+        if original is None:
+            monkeypatch.delenv(variable)
+
+
 @pytest.fixture
 def train_main(monkeypatch, tmp_path):
     """``train.py``'s ``main`` run in this process, in an empty working directory, outside
@@ -88,8 +100,7 @@ def train_main(monkeypatch, tmp_path):
     monkeypatch.setattr(wavenet.train, 'STARTED', time.perf_counter())
     # train.py points TensorFlow's compilation cache at a folder through these: undone
     # after the test, so that no later tool run inherits them.
-    for variable in ('TF_XLA_FLAGS', 'XLA_FLAGS'):
-        monkeypatch.setenv(variable, os.environ.get(variable, ''))
+    restored_after_the_test(monkeypatch, 'TF_XLA_FLAGS', 'XLA_FLAGS')
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv('TF_CONFIG', raising=False)
     return module.main
@@ -113,15 +124,8 @@ def generate_main(monkeypatch, capsys):
     native logs included, is held by tests that run the tool.)"""
     from wavenet import generate
     monkeypatch.setattr(sys, 'argv', ['generate.py'])
-    # generate.py sets these for TensorFlow: undone after the test, so that no later tool
-    # run inherits them.
-    # (monkeypatch undoes only what it recorded: a variable it did not find is recorded by
-    # setting it first.)
-    for variable in ('TF_XLA_FLAGS', 'XLA_FLAGS', 'TF_NUM_INTRAOP_THREADS'):
-        original = os.environ.get(variable)
-        monkeypatch.setenv(variable, original or '')
-        if original is None:
-            monkeypatch.delenv(variable)
+    # generate.py sets these for TensorFlow.
+    restored_after_the_test(monkeypatch, 'TF_XLA_FLAGS', 'XLA_FLAGS', 'TF_NUM_INTRAOP_THREADS')
     return lambda *flags: run_in_process('generate.py', generate.main, flags, capsys)
 
 
