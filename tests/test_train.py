@@ -430,7 +430,8 @@ def folder_bytes(directory):
             for root, _, names in os.walk(directory) for name in names}
 
 
-def test_a_damaged_checkpoint_is_named_and_never_written_over(trained, corpus, tmp_path):
+def test_a_damaged_checkpoint_is_named_and_never_written_over(trained, train_in_process, corpus,
+                                                             tmp_path):
     """A newest checkpoint whose data file was cut short (a full disk, an interrupted copy):
     generate.py and train.py name it in one line and write nothing; once its files are
     moved away, training resumes from the newest intact one."""
@@ -448,8 +449,8 @@ def test_a_damaged_checkpoint_is_named_and_never_written_over(trained, corpus, t
         f'generate.py: error: checkpoint {damaged} is damaged: its data cannot be read whole')
     assert 'Traceback' not in result.stderr
 
-    result = run_train(corpus, tmp_path, f'--logdir={logdir}', '--num_steps=8',
-                       f'--gc_channels={GC_CHANNELS}')
+    result = train_in_process(corpus, f'--logdir={logdir}', '--num_steps=8',
+                              f'--gc_channels={GC_CHANNELS}')
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     line = result.stderr.splitlines()[-1]
     assert line.startswith(f'train.py: error: checkpoint {damaged} is damaged: its data '
@@ -462,8 +463,8 @@ def test_a_damaged_checkpoint_is_named_and_never_written_over(trained, corpus, t
     for name in os.listdir(logdir):
         if name.startswith('model.ckpt-5.'):
             os.replace(logdir / name, tmp_path / 'aside' / name)
-    result = run_train(corpus, tmp_path, f'--logdir={logdir}', '--num_steps=7',
-                       f'--gc_channels={GC_CHANNELS}')
+    result = train_in_process(corpus, f'--logdir={logdir}', '--num_steps=7',
+                              f'--gc_channels={GC_CHANNELS}')
     assert result.returncode == 0, result.stderr
     assert [step for step, _ in printed_steps(result.stdout)] == [5, 6]
 

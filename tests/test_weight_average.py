@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
-from helpers import build_under, global_batch, mirrored, run_generate, run_train
+from helpers import build_under, global_batch, mirrored, run_generate
 
 from wavenet.averaging import WeightAverage, averaged_weights
 from wavenet.checkpoints import restore_model
@@ -66,15 +66,16 @@ def saved(prefix, name):
     return tf.train.load_checkpoint(prefix).get_tensor(name + '/.ATTRIBUTES/VARIABLE_VALUE')
 
 
-def test_the_average_is_kept_resumed_and_read_by_generation(corpus, tmp_path):  # noqa: F811
+def test_the_average_is_kept_resumed_and_read_by_generation(train_in_process, corpus,  # noqa: F811
+                                                           tmp_path):
     logdir = tmp_path / 'logdir'
     flags = [f'--logdir={logdir}', '--checkpoint_every=1000']
     # Without an average first: one starts from the restored weights when it is asked for,
     # then continues from the saved one.
-    assert run_train(corpus, tmp_path, *flags, '--num_steps=2').returncode == 0
-    started = run_train(corpus, tmp_path, *flags, '--num_steps=4', f'--ema_decay={DECAY}')
+    assert train_in_process(corpus, *flags, '--num_steps=2').returncode == 0
+    started = train_in_process(corpus, *flags, '--num_steps=4', f'--ema_decay={DECAY}')
     assert 'The checkpoint holds no weight average' in started.stdout
-    resumed = run_train(corpus, tmp_path, *flags, '--num_steps=6', f'--ema_decay={DECAY}')
+    resumed = train_in_process(corpus, *flags, '--num_steps=6', f'--ema_decay={DECAY}')
     assert resumed.returncode == 0 and 'holds no weight average' not in resumed.stdout
     prefix = str(logdir / 'model.ckpt-5')
     assert saved(prefix, 'average/updates') == 4
@@ -101,8 +102,9 @@ def test_the_average_is_kept_resumed_and_read_by_generation(corpus, tmp_path):  
 
 
 @pytest.mark.parametrize('decay', ['1', '-0.1', 'nan'])
-def test_a_decay_outside_0_to_1_is_a_one_line_error(corpus, tmp_path, decay):  # noqa: F811
-    result = run_train(corpus, tmp_path, f'--ema_decay={decay}')
+def test_a_decay_outside_0_to_1_is_a_one_line_error(train_in_process, corpus,  # noqa: F811
+                                                    decay):
+    result = train_in_process(corpus, f'--ema_decay={decay}')
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == (
         f'train.py: error: argument --ema_decay: must be at least 0 and below 1, got '
