@@ -112,7 +112,7 @@ IMPORTS_TENSORFLOW = """
 import sys
 from wavenet import load_tensorflow
 load_tensorflow()
-print(sorted(name for name in ('sklearn', 'matplotlib') if name in sys.modules))
+print(sorted(name for name in ('sklearn', 'matplotlib', 'IPython') if name in sys.modules))
 from matplotlib.figure import Figure  # the toolkit's own pictures still draw
 print(type(Figure()).__name__)
 """

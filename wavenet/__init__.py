@@ -25,7 +25,7 @@ _MODULE_OF = {
 __all__ = sorted(_MODULE_OF)
 
 # What Keras imports if it can, and copes without (see load_tensorflow).
-_UNUSED_BY_KERAS = ('sklearn', 'matplotlib')
+_UNUSED_BY_KERAS = ('sklearn', 'matplotlib', 'IPython')
 
 
 def __getattr__(name):
@@ -43,9 +43,10 @@ def load_tensorflow():
     ``TF_CPP_MIN_LOG_LEVEL``: a tool's output is its own lines and one-line errors.
 
     Keras, which TensorFlow loads, imports scikit-learn when it is installed (librosa
-    installs it) and matplotlib's pyplot, for wrappers and plots this toolkit never uses: a
-    share of every tool's start-up, skipped by hiding them during the import (the
-    toolkit's own pictures import matplotlib later, as they need it)."""
+    installs it), matplotlib's pyplot and IPython, for wrappers, plots and a notebook's
+    display this toolkit never uses: a share of every tool's start-up, skipped by hiding
+    them during the import (the toolkit's own pictures import matplotlib later, as they
+    need it)."""
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     hidden = [name for name in _UNUSED_BY_KERAS if name not in sys.modules]
     for name in hidden:
