@@ -64,8 +64,9 @@ inputs = generation._inputs(net, lambda begin, count: streams(begin + 1, count),
                             1.0, generation.CHUNK, None)
 run = generation._FastGeneration(net, start, inputs)
 (group,) = run.groups
-call = (*group.carry[:2], group.gc_embedding, run.drawn, run._sample_draws(0),
-        inputs.temperature, None, None, None, ())
+# The first chunk of drawn samples, called as a generation calls it.
+call = group.loop_arguments(group.carry, *run._chunk_inputs(run.start.shape[1], run.drawn,
+                                                           run._sample_draws(0)))
 t = phase('inputs and the steady state', t)
 run.loop.run.get_concrete_function(*call)
 t = phase('tracing the loop', t)

@@ -14,7 +14,6 @@ from helpers import (
     TRAIN,
     checkpoint_numbers,
     printed_steps,
-    run_train,
     saved_state,
     train_flags,
 )
@@ -41,12 +40,13 @@ def wait_for_step(process, step):
     pytest.fail(f'the training ended before step {step}: {process.stderr.read()}')
 
 
-def test_a_second_training_on_a_held_logdir_is_refused_in_one_line(corpus, tmp_path):
+def test_a_second_training_on_a_held_logdir_is_refused_in_one_line(train_in_process, corpus,
+                                                                   tmp_path):
     logdir = tmp_path / 'logdir'
     first = start_training(corpus, tmp_path, logdir, '--checkpoint_every=5')
     try:
         lines = wait_for_step(first, 12)
-        second = run_train(corpus, tmp_path, f'--logdir={logdir}', '--num_steps=3')
+        second = train_in_process(corpus, f'--logdir={logdir}', '--num_steps=3')
         first.send_signal(signal.SIGINT)
         stdout, stderr = first.communicate(timeout=60)
     finally:
@@ -69,7 +69,8 @@ def test_a_second_training_on_a_held_logdir_is_refused_in_one_line(corpus, tmp_p
     assert not (logdir / LOCK_FILE).exists()  # its holder removed it as it ended
 
 
-def test_a_lock_left_by_a_killed_training_does_not_hold_the_next(corpus, tmp_path):
+def test_a_lock_left_by_a_killed_training_does_not_hold_the_next(train_in_process, corpus,
+                                                                 tmp_path):
     logdir = tmp_path / 'logdir'
     killed = start_training(corpus, tmp_path, logdir, '--checkpoint_every=2')
     try:
@@ -79,7 +80,7 @@ def test_a_lock_left_by_a_killed_training_does_not_hold_the_next(corpus, tmp_pat
     finally:
         killed.kill()
     assert (logdir / LOCK_FILE).exists()  # the file stays; the kernel let its lock go
-    after = run_train(corpus, tmp_path, f'--logdir={logdir}', '--num_steps=5')
+    after = train_in_process(corpus, f'--logdir={logdir}', '--num_steps=5')
     assert after.returncode == 0, after.stderr
     assert printed_steps(after.stdout)[0][0] == 3  # resumed after the saved step 2
 

@@ -498,16 +498,19 @@ class _RowGroup:
                                                       net.period_input.reach)
         self.carry = (outputs, state, prediction_state)
 
-    def run_chunk(self, loop, carry, forced, noise, temperature, lc_rows, lpc_rows,
-                  lag_rows=None, sharpness_rows=None):
+    def run_chunk(self, loop, carry, *inputs):
         """One chunk of the compiled loop from ``carry``: ``(codes, the next carry)``."""
-        outputs, state, prediction_state = carry
-        codes, *carry = loop.run(
-            outputs, state, self.gc_embedding, forced[self.rows], noise[self.rows],
-            temperature, *(None if rows is None else rows[self.rows]
-                           for rows in (lc_rows, lpc_rows, lag_rows, sharpness_rows)),
-            prediction_state)
+        codes, *carry = loop.run(*self.loop_arguments(carry, *inputs))
         return codes, tuple(carry)
+
+    def loop_arguments(self, carry, forced, noise, temperature, lc_rows, lpc_rows,
+                       lag_rows=None, sharpness_rows=None):
+        """What ``_FastLoop.run`` takes for one chunk of this group's rows from ``carry``."""
+        outputs, state, prediction_state = carry
+        return (outputs, state, self.gc_embedding, forced[self.rows], noise[self.rows],
+                temperature, *(None if rows is None else rows[self.rows]
+                               for rows in (lc_rows, lpc_rows, lag_rows, sharpness_rows)),
+                prediction_state)
 
     def run(self, loop, *inputs):
         codes, self.carry = self.run_chunk(loop, self.carry, *inputs)
