@@ -132,10 +132,16 @@ def test_vocoder_params_and_their_description(tmp_path):
     assert net.local_condition_channels == 80 and net.lc_hop_length == 256
     assert net.dilated_stack[0].lc_filter.shape == (1, 80, 32)
     assert net.receptive_field == 5117  # conditioning does not widen it
-    # A period input's taps reach back a little further than the demo vocoder's layers.
+    # The demo vocoder's layers reach 32 ms back, further than a period input's taps (one
+    # period of the lowest pitch looked for, 50 Hz, and 3 samples); layers of dilations up
+    # to 64 reach 16 ms, and the taps then widen the field.
     demo = json.loads(open(os.path.join(ROOT, 'demo', 'vocoder_params.json')).read())
-    for period_input, field in ((False, 256), (True, 320 + 3)):
-        described = NetworkDescription(**dict(demo, period_input=period_input))
+    short = [2 ** i for i in range(7)] * 2
+    for dilations, period_input, field in ((demo['dilations'], False, 512),
+                                           (demo['dilations'], True, 512),
+                                           (short, False, 256), (short, True, 320 + 3)):
+        described = NetworkDescription(**dict(demo, dilations=dilations,
+                                              period_input=period_input))
         assert described.receptive_field == build_model(described).receptive_field == field
 
 
