@@ -30,7 +30,7 @@ VARIANTS = {
                          optimizer='sgd', learning_rate=0.01, iterations=1000),
     'speakers': dict(net=dict(use_biases=True, global_condition_channels=len(NOTES),
                               global_condition_cardinality=len(NOTES)),
-                     optimizer='sgd', learning_rate=0.02, iterations=600),
+                     optimizer='sgd', learning_rate=0.02, iterations=800),
 }
 
 

@@ -166,9 +166,14 @@ class ArgumentParser(argparse.ArgumentParser):
 
 # Lines TensorFlow's C++ logging prints that report no fault: XLA reading a compiled
 # executable from the persistent cache tries it as a text proto before the binary one it
-# is, and logs the failed text parse as an error.
+# is, and logs the failed text parse as an error; and on CPUs for which LLVM sets the
+# tuning preferences prefer-no-gather / prefer-no-scatter (recent Intel Xeons), XLA's
+# loader compares them with the host's instruction-set features, which never list them,
+# and calls every entry, even one this machine compiled, a mismatch (openxla/xla#44565).
 HARMLESS_NATIVE_LINES = re.compile(
-    rb'text_format\.cc:\d+\] Error parsing text-format tensorflow\.XlaSerializedCacheEntry')
+    rb'text_format\.cc:\d+\] Error parsing text-format tensorflow\.XlaSerializedCacheEntry'
+    rb'|cpu_aot_loader\.cc:\d+\] Loading XLA:CPU AOT result\. Target machine feature '
+    rb'\+prefer-no-(gather|scatter) is not +supported on the host machine')
 
 
 @contextlib.contextmanager
