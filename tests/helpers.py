@@ -2,6 +2,7 @@
 and checkpoints of them, the summaries the tools write, the mu-law written out in NumPy
 (an independent reference for the toolkit's own), a small corpus and train.py's output, the
 original's E-flat chord, and networks built under a distribution strategy."""
+import concurrent.futures
 import glob
 import json
 import os
@@ -266,6 +267,15 @@ def start_workers(corpus, folders, *flags, worker_flags=((), ())):
             cwd=folder, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=dict(os.environ, TF_CONFIG=tf_config, PYTHONUNBUFFERED='1')))
     return processes
+
+
+def communicate_all(processes, timeout):
+    """``[(stdout, stderr)]`` of every process, read all at once: workers of one cluster
+    step together, so one whose pipe nobody reads while another's is read fills it, blocks
+    on its next print, and stalls them all."""
+    with concurrent.futures.ThreadPoolExecutor(len(processes)) as pool:
+        reads = [pool.submit(p.communicate, timeout=timeout) for p in processes]
+        return [read.result() for read in reads]
 
 
 def mirrored():

@@ -23,6 +23,7 @@ from helpers import (
     TRAIN,
     build_under,
     checkpoint_numbers,
+    communicate_all,
     describe,
     free_ports,
     global_batch,
@@ -146,7 +147,7 @@ def test_the_documented_two_machine_example_trains_on_two_local_processes(corpus
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=dict(os.environ, TF_CONFIG=tf_config, TMPDIR=str(machine / 'tmp'))))
     try:
-        outputs = [p.communicate(timeout=300) for p in processes]
+        outputs = communicate_all(processes, timeout=300)
     finally:
         for p in processes:
             p.kill()

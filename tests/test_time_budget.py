@@ -14,6 +14,7 @@ from helpers import (
     FakeClock,
     build_under,
     checkpoint_numbers,
+    communicate_all,
     printed_steps,
     start_workers,
     train_flags,
@@ -168,7 +169,7 @@ def test_the_workers_of_a_training_stop_together_at_the_chiefs_word(corpus, tmp_
     processes = start_workers(corpus, [tmp_path, tmp_path / '1'], '--checkpoint_every=1000000',
                               worker_flags=(['--max_minutes=0.75'], ['--max_minutes=0.01']))
     try:
-        outputs = [p.communicate(timeout=240) for p in processes]
+        outputs = communicate_all(processes, timeout=240)
     finally:
         for p in processes:
             p.kill()
