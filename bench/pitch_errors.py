@@ -33,16 +33,9 @@ FINE_CENTS, GROSS_CENTS = 50, 300
 
 
 def pitch_errors(references, outputs, sample_rate):
-    """``(reference pitch [N] Hz, error [N] cents)`` over the frames voiced in both."""
-    pitches, errors = [], []
-    for reference, audio in zip(references, outputs):
-        reference, audio = quality._aligned(reference, audio)
-        f0_ref, _ = quality._world(reference, sample_rate)
-        f0, _ = quality._world(audio, sample_rate)
-        frames = min(len(f0_ref), len(f0))
-        both = (f0_ref[:frames] > 0) & (f0[:frames] > 0)
-        pitches.append(f0_ref[:frames][both])
-        errors.append(1200 * np.log2(f0[:frames][both] / f0_ref[:frames][both]))
+    """``(reference pitch [N] Hz, error [N] cents)`` of every clip's frames, pooled."""
+    pitches, errors = zip(*(quality.pitch_errors(reference, audio, sample_rate)
+                            for reference, audio in zip(references, outputs)))
     return np.concatenate(pitches), np.concatenate(errors)
 
 

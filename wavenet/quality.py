@@ -123,13 +123,30 @@ def _world_measures(reference, audio, sample_rate):
     distortion = DB_PER_NEPER_POWER * np.sqrt(2 * np.sum(difference ** 2, axis=1))
     voiced_ref, voiced = f0_ref[:frames] > 0, f0[:frames] > 0
     both = voiced_ref & voiced
-    cents = 1200 * np.log2(f0[:frames][both] / f0_ref[:frames][both])
+    _, cents = _voiced_in_both(f0_ref, f0)
     return {
         'mcd': float(np.mean(distortion[active])) if active.any() else float('nan'),
         'f0_rmse': float(np.sqrt(np.mean(cents ** 2))) if both.any() else float('nan'),
         'voicing_error': (float(np.mean(voiced_ref[active] != voiced[active]))
                           if active.any() else float('nan')),
     }
+
+
+def _voiced_in_both(f0_ref, f0):
+    """``(reference pitch, error in cents)`` of the frames both pitch tracks call voiced."""
+    frames = min(len(f0_ref), len(f0))
+    both = (f0_ref[:frames] > 0) & (f0[:frames] > 0)
+    return f0_ref[:frames][both], 1200 * np.log2(f0[:frames][both] / f0_ref[:frames][both])
+
+
+def pitch_errors(reference, audio, sample_rate):
+    """``(reference pitch [N] Hz, error [N] cents)`` of ``audio`` against ``reference`` over
+    the frames Harvest calls voiced in both: what ``f0_rmse`` is the RMS of."""
+    import pyworld
+    reference, audio = _aligned(reference, audio)
+    f0_ref, f0 = (pyworld.harvest(x, sample_rate, frame_period=FRAME_PERIOD)[0]
+                  for x in (reference, audio))
+    return _voiced_in_both(f0_ref, f0)
 
 
 def judge(reference, audio, sample_rate):
