@@ -122,11 +122,10 @@ def _world_measures(reference, audio, sample_rate):
     # The usual MCD constant: 10 / ln 10 * sqrt(2 * sum of squared differences).
     distortion = DB_PER_NEPER_POWER * np.sqrt(2 * np.sum(difference ** 2, axis=1))
     voiced_ref, voiced = f0_ref[:frames] > 0, f0[:frames] > 0
-    both = voiced_ref & voiced
     _, cents = _voiced_in_both(f0_ref, f0)
     return {
         'mcd': float(np.mean(distortion[active])) if active.any() else float('nan'),
-        'f0_rmse': float(np.sqrt(np.mean(cents ** 2))) if both.any() else float('nan'),
+        'f0_rmse': float(np.sqrt(np.mean(cents ** 2))) if cents.size else float('nan'),
         'voicing_error': (float(np.mean(voiced_ref[active] != voiced[active]))
                           if active.any() else float('nan')),
     }
