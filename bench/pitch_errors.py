@@ -3,12 +3,12 @@ recordings, frame by frame, beside Griffin-Lim from the same features.
 
 ``bench/vocoder_quality.py`` gives one F0 RMSE per clip; that one figure mixes small
 errors with octave jumps, and a pitch pulled towards the voice's middle with random
-jitter. This pools the frames of every clip that WORLD's Harvest calls voiced in both and
-prints, per candidate, how many are within 50 cents of the recording, how many are off by
-more than 300 (gross errors: octave jumps, a wrong harmonic), the RMS error of the rest
-(fine), and the median error of the frames in each band of the recording's pitch: a
-network that regresses towards the middle of the voice's range is sharp in the low bands
-and flat in the high ones.
+jitter. This pools the frames of every clip where the recording is active (as the F0 RMSE
+counts them) and WORLD's Harvest calls both voiced, and prints, per candidate, how many
+are within 50 cents of the recording, how many are off by more than 300 (gross errors:
+octave jumps, a wrong harmonic), the RMS error of the rest (fine), and the median error of
+the frames in each band of the recording's pitch: a network that regresses towards the
+middle of the voice's range is sharp in the low bands and flat in the high ones.
 
     python bench/pitch_errors.py --vocoder logdir/vocoder_real \
         --clips demo/real_voice/heldout --sharpen true
@@ -76,7 +76,7 @@ def main():
     bands = ''.join(f'{f"{low}-{high} Hz":>11s}' if high < BANDS_HZ[-1] else
                     f'{f"{low}+ Hz":>11s}' for low, high in zip(BANDS_HZ[:-1], BANDS_HZ[1:]))
     width = max(len(name) for name in rows) + 2
-    print(f'{len(clips)} clips of {args.clips}: frames voiced in both, pooled; cents')
+    print(f'{len(clips)} clips of {args.clips}: active frames voiced in both, pooled; cents')
     print(f'{"":{width}s} frames  ≤{FINE_CENTS}c   >{GROSS_CENTS}c  fine   median error by the '
           "recording's pitch")
     print(f'{"":{width}s}{"":31s}{bands}')

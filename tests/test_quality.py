@@ -41,6 +41,26 @@ def test_a_semitone_higher_is_a_hundred_cents_off():
     assert scores['voicing_error'] < 0.1
 
 
+def test_pitch_far_below_the_speech_is_not_judged():
+    # The same syllables, then a buzz 60 dB below them that is 700 cents off in the copy:
+    # Harvest calls it voiced in both, but it is no part of the speech.
+    def with_quiet_tail(f0):
+        return np.concatenate([voiced(150), 1e-3 * voiced(f0, seed=1)[:int(0.3 * RATE)]])
+    recording, copy = with_quiet_tail(150), with_quiet_tail(150 * 2 ** (7 / 12))
+    _, errors = quality.pitch_errors(recording, copy, RATE)
+    assert len(errors) > 100 and np.allclose(errors, 0, atol=1e-3)
+    assert quality.judge(recording, copy, RATE)['f0_rmse'] == pytest.approx(0, abs=1e-3)
+    # Counted, the tail's frames would be the error's whole RMS.
+    f0_ref, f0 = (pyworld_f0(x) for x in (recording, copy))
+    tail = (f0_ref > 0) & (f0 > 0) & (np.arange(len(f0)) * 0.005 > 1.5)
+    assert tail.sum() > 20 and np.all(np.abs(1200 * np.log2(f0[tail] / f0_ref[tail])) > 600)
+
+
+def pyworld_f0(audio):
+    import pyworld
+    return pyworld.harvest(audio, RATE, frame_period=quality.FRAME_PERIOD)[0]
+
+
 def test_noise_scores_worse_the_louder_it_is():
     audio = voiced(120)
     rng = np.random.default_rng(1)

@@ -8,8 +8,8 @@ well-kept libraries, none of whose measures is written here:
 - ``mcd``: mel-cepstral distortion in dB between WORLD spectral envelopes (pyworld's
   CheapTrick, coded to 25 mel-cepstral coefficients; c0, the loudness, left out), over the
   frames where the recording is active, lower is better;
-- ``f0_rmse``: the RMS pitch error in cents (pyworld's Harvest) over the frames both call
-  voiced, lower is better;
+- ``f0_rmse``: the RMS pitch error in cents (pyworld's Harvest) over the frames where the
+  recording is active and both call voiced, lower is better;
 - ``voicing_error``: the fraction of the recording's active frames whose voiced/unvoiced
   decision differs, lower is better.
 
@@ -122,7 +122,7 @@ def _world_measures(reference, audio, sample_rate):
     # The usual MCD constant: 10 / ln 10 * sqrt(2 * sum of squared differences).
     distortion = DB_PER_NEPER_POWER * np.sqrt(2 * np.sum(difference ** 2, axis=1))
     voiced_ref, voiced = f0_ref[:frames] > 0, f0[:frames] > 0
-    _, cents = _voiced_in_both(f0_ref, f0)
+    _, cents = _voiced_in_both(f0_ref, f0, active)
     return {
         'mcd': float(np.mean(distortion[active])) if active.any() else float('nan'),
         'f0_rmse': float(np.sqrt(np.mean(cents ** 2))) if cents.size else float('nan'),
@@ -131,21 +131,24 @@ def _world_measures(reference, audio, sample_rate):
     }
 
 
-def _voiced_in_both(f0_ref, f0):
-    """``(reference pitch, error in cents)`` of the frames both pitch tracks call voiced."""
+def _voiced_in_both(f0_ref, f0, active):
+    """``(reference pitch, error in cents)`` of the ``active`` frames both pitch tracks call
+    voiced. Only active ones: Harvest calls breath and room noise far below the speech
+    voiced too, at a pitch that is chance in both signals and that no listener hears."""
     frames = min(len(f0_ref), len(f0))
-    both = (f0_ref[:frames] > 0) & (f0[:frames] > 0)
+    both = (f0_ref[:frames] > 0) & (f0[:frames] > 0) & active[:frames]
     return f0_ref[:frames][both], 1200 * np.log2(f0[:frames][both] / f0_ref[:frames][both])
 
 
 def pitch_errors(reference, audio, sample_rate):
     """``(reference pitch [N] Hz, error [N] cents)`` of ``audio`` against ``reference`` over
-    the frames Harvest calls voiced in both: what ``f0_rmse`` is the RMS of."""
+    the active frames Harvest calls voiced in both: what ``f0_rmse`` is the RMS of."""
     import pyworld
     reference, audio = _aligned(reference, audio)
     f0_ref, f0 = (pyworld.harvest(x, sample_rate, frame_period=FRAME_PERIOD)[0]
                   for x in (reference, audio))
-    return _voiced_in_both(f0_ref, f0)
+    active = _active_frames(reference, sample_rate, min(len(f0_ref), len(f0)))
+    return _voiced_in_both(f0_ref, f0, active)
 
 
 def judge(reference, audio, sample_rate):
